@@ -1,0 +1,540 @@
+"""A local single-node Apache Kafka broker (KRaft) run from jars that Maven resolves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from stream_edits.settings import Settings
+
+HOST = "127.0.0.1"
+MIN_JAVA = 17
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 60.0
+STATUS_STOPPED = 3
+
+_DIR_MARKER = ".stream-edits-kafka"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class BrokerError(Exception):
+    """A failure the CLI reports as one line (plus detail lines) and exit code 1."""
+
+
+@dataclass(frozen=True)
+class BrokerPaths:
+    """Where the jar cache and the broker's files live."""
+
+    version_dir: Path
+    data_dir: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> BrokerPaths:
+        """The paths for these settings."""
+        home = settings.kafka_home.expanduser()
+        return cls(home / settings.kafka_version, settings.kafka_data_dir.expanduser())
+
+    @property
+    def pom(self) -> Path:
+        return self.version_dir / "pom.xml"
+
+    @property
+    def lib(self) -> Path:
+        return self.version_dir / "lib"
+
+    @property
+    def resolved_marker(self) -> Path:
+        """Written only after a complete resolve; holds the hash of the POM it resolved."""
+        return self.version_dir / ".resolved"
+
+    @property
+    def kraft_dir(self) -> Path:
+        """Kafka's log.dirs: partitions and the KRaft metadata log."""
+        return self.data_dir / "kraft"
+
+    @property
+    def server_properties(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j_config(self) -> Path:
+        return self.data_dir / "log4j2.xml"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+
+# --- pure parts ----------------------------------------------------------------------------
+
+
+def render_pom(kafka_version: str) -> str:
+    """The POM whose runtime dependencies are the broker's classpath."""
+    template = resources.files(__package__).joinpath("kafka-pom.xml").read_text("utf-8")
+    return template.replace("@KAFKA_VERSION@", kafka_version)
+
+
+def render_server_properties(settings: Settings, kraft_dir: Path) -> str:
+    """server.properties for one node that is both broker and controller."""
+    port, cport = settings.kafka_port, settings.kafka_controller_port
+    props: dict[str, str | int] = {
+        "process.roles": "broker,controller",
+        "node.id": 1,
+        # Static voters: re-read at every start, so a changed controller port needs no re-format.
+        "controller.quorum.voters": f"1@{HOST}:{cport}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(kraft_dir),
+        "num.partitions": 1,
+        "default.replication.factor": 1,
+        "min.insync.replicas": 1,
+        "auto.create.topics.enable": "true",
+        # One node: the internal topics must fit on it, or group commits and transactions fail.
+        "offsets.topic.replication.factor": 1,
+        "offsets.topic.num.partitions": 10,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "transaction.state.log.num.partitions": 10,
+        "share.coordinator.state.topic.replication.factor": 1,
+        "share.coordinator.state.topic.min.isr": 1,
+        # A lone consumer should get its partitions at once, not after the default 3 s wait.
+        "group.initial.rebalance.delay.ms": 0,
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+    }
+    lines = ["# Written by `stream-edits kafka start`; rewritten at every start."]
+    lines += [f"{key}={value}" for key, value in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's format (URL-safe base64 of a UUID, not starting with '-')."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def parse_java_major(version_output: str) -> int | None:
+    """The major version in `java -version` output: 17 for "17.0.15", 8 for "1.8.0_392"."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """True when a listening socket could not be bound to host:port (something else holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Kafka binds with SO_REUSEADDR too, so connections in TIME_WAIT do not count as taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Raise BrokerError naming the first of the broker's ports that is already taken."""
+    for what, port, var in (
+        ("broker", settings.kafka_port, "STREAM_EDITS_KAFKA_PORT"),
+        ("controller", settings.kafka_controller_port, "STREAM_EDITS_KAFKA_CONTROLLER_PORT"),
+    ):
+        if port_in_use(port):
+            raise BrokerError(
+                f"{what} port {HOST}:{port} is already in use by another process "
+                f"(not a broker started from {settings.kafka_data_dir}); "
+                f"stop it or choose another port with {var}"
+            )
+
+
+def find_executable(name: str, environ: Mapping[str, str], hint: str) -> str:
+    """The path of `name` on environ's PATH, or BrokerError with an install hint."""
+    found = shutil.which(name, path=environ.get("PATH", os.defpath))
+    if found is None:
+        raise BrokerError(f"`{name}` not found on PATH; {hint}")
+    return found
+
+
+def find_java(environ: Mapping[str, str]) -> str:
+    """$JAVA_HOME/bin/java when set, else `java` on PATH."""
+    java_home = environ.get("JAVA_HOME")
+    if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
+        return str(Path(java_home) / "bin" / "java")
+    return find_executable(
+        "java", environ, f"install a Java {MIN_JAVA}+ runtime (e.g. openjdk-17-jre-headless)"
+    )
+
+
+def maven_errors(output: str, keep: int = 12) -> list[str]:
+    """The last [ERROR] lines of Maven's output (all last lines when it printed none)."""
+    lines = [_ANSI.sub("", line).rstrip() for line in output.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    errors = [line for line in lines if line.startswith("[ERROR]")]
+    noise = ("[ERROR] -> [Help", "[ERROR] Re-run Maven", "[ERROR] For more information")
+    errors = [e for e in errors if not e.startswith(noise) and e != "[ERROR]"]
+    return (errors or lines)[-keep:]
+
+
+# --- processes and files -------------------------------------------------------------------
+
+
+def _say(message: str) -> None:
+    """Progress for the person at the terminal (stderr; stdout keeps the final status line)."""
+    print(f"kafka: {message}", file=sys.stderr, flush=True)
+
+
+def java_version(java: str) -> int:
+    """The major version of this java, or BrokerError when it is older than MIN_JAVA."""
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrokerError(f"could not run `{java} -version`: {exc}") from exc
+    major = parse_java_major(out.stderr + out.stdout)
+    if major is None:
+        raise BrokerError(f"could not read the version of {java}")
+    if major < MIN_JAVA:
+        raise BrokerError(f"Kafka 4.x needs Java {MIN_JAVA}+, but {java} is Java {major}")
+    return major
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two starts do not resolve or format at the same time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def resolve_jars(settings: Settings, environ: Mapping[str, str]) -> Path:
+    """Kafka's runtime classpath directory, resolved with Maven unless already complete."""
+    paths = BrokerPaths.of(settings)
+    pom = render_pom(settings.kafka_version)
+    digest = hashlib.sha256(pom.encode()).hexdigest()
+    with _locked(paths.version_dir / ".lock"):
+        marker = paths.resolved_marker
+        if (
+            marker.exists()
+            and marker.read_text().strip() == digest
+            and any(paths.lib.glob("*.jar"))
+        ):
+            return paths.lib
+        mvn = find_executable(
+            "mvn", environ, "install Apache Maven 3.6+ (e.g. apt-get install maven)"
+        )
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(paths.lib, ignore_errors=True)
+        paths.pom.write_text(pom)
+        _say(f"resolving Apache Kafka {settings.kafka_version} jars with Maven (first run only)")
+        began = time.monotonic()
+        cmd = [
+            mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(paths.pom),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={paths.lib}", "-DincludeScope=runtime",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, env=dict(environ), timeout=1800
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError("Maven did not finish resolving Kafka within 30 minutes") from exc
+        if done.returncode != 0 or not any(paths.lib.glob("kafka_2.13-*.jar")):
+            detail = "\n".join(maven_errors(done.stdout + done.stderr))
+            raise BrokerError(
+                f"Maven could not resolve org.apache.kafka:kafka_2.13:{settings.kafka_version} "
+                f"(exit {done.returncode}):\n{detail}"
+            )
+        marker.write_text(digest + "\n")
+        jars = len(list(paths.lib.glob("*.jar")))
+        _say(f"resolved {jars} jars in {time.monotonic() - began:.1f} s into {paths.lib}")
+    return paths.lib
+
+
+def _is_kafka_process(pid: int) -> bool:
+    """True when pid is alive (not a zombie) and, where /proc tells, runs kafka.Kafka."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path("/proc") / str(pid)
+    if not proc.exists():
+        return True
+    try:
+        stat = (proc / "stat").read_text()
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+        return b"kafka.Kafka" in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def running_pid(settings: Settings) -> int | None:
+    """The pid of the broker started from this data dir, when it is still running."""
+    pid_file = BrokerPaths.of(settings).pid_file
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_kafka_process(pid) else None
+
+
+def _describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+    """One real Kafka API round trip: bootstrap and a Metadata request through the admin client."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def ask() -> dict[str, Any]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        )
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s)
+            return await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        finally:
+            await admin.close()
+
+    return asyncio.run(ask())
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The cluster description when a broker answers at bootstrap, else None."""
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # refused connections while it starts are expected
+    try:
+        return _describe_cluster(bootstrap, timeout_s)
+    except Exception:  # any failure means "not answering yet"
+        return None
+    finally:
+        quiet.setLevel(level)
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def _prepare_data_dir(paths: BrokerPaths, fresh: bool) -> None:
+    """Create the data dir (wiping it first when fresh); refuse dirs this tool did not create."""
+    data = paths.data_dir
+    if data.exists() and any(data.iterdir()) and not (data / _DIR_MARKER).exists():
+        raise BrokerError(
+            f"{data} is not empty and was not created by `stream-edits kafka`; "
+            "choose another STREAM_EDITS_KAFKA_DATA_DIR"
+        )
+    if fresh and data.exists():
+        _say(f"wiping {data}")
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / _DIR_MARKER).write_text("data dir of a local broker run by `stream-edits kafka`\n")
+
+
+def _java_cmd(java: str, heap: str, paths: BrokerPaths, main: list[str]) -> list[str]:
+    return [
+        java, *shlex.split(heap),
+        "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={paths.log4j_config}",
+        f"-Dkafka.logs.dir={paths.data_dir}",
+        "-cp", f"{paths.lib}/*", *main,
+    ]  # fmt: skip
+
+
+def _format_storage(java: str, paths: BrokerPaths) -> None:
+    """Format log.dirs for a new cluster unless it already holds one."""
+    if (paths.kraft_dir / "meta.properties").exists():
+        return
+    cluster_id = new_cluster_id()
+    _say(f"formatting {paths.kraft_dir} (cluster id {cluster_id})")
+    tool = ["kafka.tools.StorageTool", "format", "-t", cluster_id]
+    cmd = _java_cmd(java, "-Xmx256m", paths, [*tool, "-c", str(paths.server_properties)])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+        raise BrokerError(
+            f"formatting the broker's storage failed (exit {done.returncode}):\n{tail}"
+        )
+
+
+def _terminate(pid: int, timeout_s: float) -> bool:
+    """SIGTERM, wait up to timeout_s, then SIGKILL. True when it had to be killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _is_kafka_process(pid):
+            return False
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while _is_kafka_process(pid):
+        time.sleep(0.1)
+    return True
+
+
+def _launch(java: str, settings: Settings, paths: BrokerPaths) -> subprocess.Popen[bytes]:
+    """Start kafka.Kafka detached (own session) with output appended to the broker log."""
+    main = ["kafka.Kafka", str(paths.server_properties)]
+    cmd = _java_cmd(java, settings.kafka_heap, paths, main)
+    with paths.log_file.open("ab") as log:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        log.write(
+            f"=== stream-edits: starting Kafka {settings.kafka_version} at {stamp}\n".encode()
+        )
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.data_dir,
+            start_new_session=True,
+        )
+    paths.pid_file.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], settings: Settings, paths: BrokerPaths) -> None:
+    """Block until the broker answers a Metadata request; stop it and raise on failure."""
+    bootstrap = f"{HOST}:{settings.kafka_port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            paths.pid_file.unlink(missing_ok=True)
+            raise BrokerError(
+                f"the broker exited with code {code} while starting; last lines of "
+                f"{paths.log_file}:\n{_log_tail(paths.log_file)}"
+            )
+        if broker_answers(bootstrap, timeout_s=3.0) is not None:
+            return
+        time.sleep(0.5)
+    _terminate(proc.pid, 10.0)
+    paths.pid_file.unlink(missing_ok=True)
+    raise BrokerError(
+        f"the broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f} s; last lines of "
+        f"{paths.log_file}:\n{_log_tail(paths.log_file)}"
+    )
+
+
+def _start(settings: Settings, fresh: bool, environ: Mapping[str, str]) -> int:
+    paths = BrokerPaths.of(settings)
+    java = find_java(environ)
+    java_version(java)
+    pid = running_pid(settings)
+    if pid is not None and not fresh:
+        print(f"already running on {HOST}:{settings.kafka_port} (pid {pid}); log: {paths.log_file}")
+        return 0
+    if pid is not None:
+        _say(f"stopping the running broker (pid {pid}) before wiping its data")
+        _stop_pid(settings, pid)
+    paths.pid_file.unlink(missing_ok=True)
+    _prepare_data_dir(paths, fresh)
+    check_ports_free(settings)
+    resolve_jars(settings, environ)
+    began = time.monotonic()
+    paths.server_properties.write_text(render_server_properties(settings, paths.kraft_dir))
+    config = resources.files(__package__).joinpath("log4j2.xml").read_text("utf-8")
+    paths.log4j_config.write_text(config)
+    with _locked(paths.data_dir / ".lock"):
+        _format_storage(java, paths)
+    proc = _launch(java, settings, paths)
+    _say(f"started pid {proc.pid}; waiting for it to answer on {HOST}:{settings.kafka_port}")
+    _wait_ready(proc, settings, paths)
+    _say(f"ready in {time.monotonic() - began:.1f} s")
+    print(
+        f"Kafka {settings.kafka_version} running on {HOST}:{settings.kafka_port} "
+        f"(pid {proc.pid}); log: {paths.log_file}"
+    )
+    return 0
+
+
+def _stop_pid(settings: Settings, pid: int) -> None:
+    if _terminate(pid, STOP_TIMEOUT_S):
+        _say(f"pid {pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s and was killed")
+    BrokerPaths.of(settings).pid_file.unlink(missing_ok=True)
+
+
+def _report(action: Any, *args: Any) -> int:
+    """Run a CLI action, turning BrokerError into `error: ...` on stderr and exit code 1."""
+    try:
+        code: int = action(*args)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+# --- the CLI's entry points ----------------------------------------------------------------
+
+
+def start(settings: Settings, fresh: bool = False, environ: Mapping[str, str] | None = None) -> int:
+    """Start the broker unless it runs (fresh: stop it, wipe its data, re-format, start)."""
+    return _report(_start, settings, fresh, os.environ if environ is None else environ)
+
+
+def stop(settings: Settings) -> int:
+    """Stop the broker (SIGTERM, SIGKILL after STOP_TIMEOUT_S); 0 also when it was not running."""
+    pid = running_pid(settings)
+    if pid is None:
+        BrokerPaths.of(settings).pid_file.unlink(missing_ok=True)
+        print("already stopped")
+        return 0
+    _say(f"stopping pid {pid}")
+    _stop_pid(settings, pid)
+    print(f"stopped (was pid {pid})")
+    return 0
+
+
+def status(settings: Settings) -> int:
+    """Print whether the broker runs; exit 0 when it does, STATUS_STOPPED (3) when not."""
+    pid = running_pid(settings)
+    if pid is None:
+        print("stopped")
+        return STATUS_STOPPED
+    print(f"running on {HOST}:{settings.kafka_port} (pid {pid})")
+    return 0
