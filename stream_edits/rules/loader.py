@@ -1,0 +1,439 @@
+"""Load CMS-layout MUE, add-on and PTP tables from a rules directory and validate every row."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import re
+import tomllib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from itertools import zip_longest
+from pathlib import Path, PurePath
+from typing import Any, TypeVar
+
+from stream_edits.models import RuleSource
+from stream_edits.rules.tables import (
+    DEFAULT_BYPASS_MODIFIERS,
+    AddOnRule,
+    MueRule,
+    PtpRule,
+    RuleSet,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DIRECTORY = Path(__file__).with_name("default")
+MANIFEST = "manifest.toml"
+
+# CMS add-on file: Type 2 add-ons have no listed primaries; the primary cell holds this placeholder.
+PLACEHOLDER_PRIMARY = "CCCCC"
+
+_CODE = re.compile(r"[A-Z0-9]{5}")
+_MODIFIER = re.compile(r"[A-Z0-9]{2}")
+_MAI = re.compile(r"([123])(?!\d)")  # "2 Date of Service Edit: Policy" -> 2
+_ENTRY_KEYS = {
+    "mue": ({"file", "effective_date"}, {"deletion_date"}),
+    "addon": ({"file"}, set()),
+    "ptp": ({"file"}, set()),
+}
+_TOP_KEYS = ("bypass_modifiers", *_ENTRY_KEYS)
+
+_Rule = TypeVar("_Rule", MueRule, AddOnRule, PtpRule)
+_Cells = tuple[str, ...]
+
+
+class RulesError(ValueError):
+    """A rules directory that cannot be loaded: names the file, the row if any, and the problem."""
+
+    def __init__(self, file: str, problem: str, row: int | None = None) -> None:
+        where = file if row is None else f"{file}, row {row}"
+        super().__init__(f"{where}: {problem}")
+        self.file = file
+        self.row = row
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One file listed in the manifest."""
+
+    kind: str
+    file: str
+    effective_date: date | None = None
+    deletion_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """A column found by its header text (normalized, then fully matched by `pattern`)."""
+
+    label: str
+    pattern: re.Pattern[str]
+    required: bool = True
+
+
+def _col(label: str, pattern: str, required: bool = True) -> _Column:
+    return _Column(label, re.compile(pattern), required)
+
+
+# The first two columns of each layout are its anchors: the header row is the first row with both.
+_MUE_COLUMNS = (
+    _col("HCPCS/CPT Code", r"(hcpcs |cpt )*(hcpcs|cpt) code"),
+    _col("... Services MUE Values", r"(.* )?mue values?"),
+    _col("MUE Adjudication Indicator", r"(mue )?adjudication indicator( .*)?"),
+    _col("MUE Rationale", r"(mue )?rationale", required=False),
+)
+_AOC_COLUMNS = (
+    _col("Primary Code", r"primary (hcpcs |cpt )*code"),
+    _col("Add-on Code", r"(add on|aoc) (hcpcs |cpt )*code|aoc"),
+    _col("AOC Edit Type", r"(aoc )?(edit )?type"),
+    _col("Primary Code Deletion Date", r"primary code deletion date"),
+    _col("AOC Deletion Date", r"(aoc|add on code) deletion date"),
+    _col("Edit Effective Date", r"(aoc )?edit effective date"),
+    _col("Edit Deletion Date", r"(aoc )?edit deletion date"),
+)
+_PTP_COLUMNS = (
+    _col("Column 1", r"column ?1"),
+    _col("Column 2", r"column ?2"),
+    _col("Effective Date", r"effective( .*)?"),
+    _col("Deletion Date", r"deletion( .*)?"),
+    _col("Modifier", r"modifier( .*)?"),
+    _col("PTP Edit Rationale", r"(ptp )?(edit )?rationale( .*)?", required=False),
+)
+# Spellings seen in CMS headers ("AOC_DEL_DT (Julian)", "Add-On Code") reduced to one vocabulary.
+_WORDS = {"del": "deletion", "eff": "effective", "dt": "date", "addon": "add on", "julian": ""}
+
+
+def load_rules(directory: Path | None = None) -> RuleSet:
+    """Load and validate the rules directory (None: the shipped default tables).
+
+    Raises RulesError naming the file and row of the first problem found.
+    """
+    directory = DEFAULT_DIRECTORY if directory is None else Path(directory)
+    try:
+        manifest_bytes = (directory / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        raise RulesError(MANIFEST, f"not found in {directory}") from None
+    bypass, entries = _parse_manifest(manifest_bytes)
+    digest = hashlib.sha256(manifest_bytes)
+    mue: list[MueRule] = []
+    addon: list[AddOnRule] = []
+    ptp: list[PtpRule] = []
+    for entry in entries:
+        try:
+            data = (directory / entry.file).read_bytes()
+        except FileNotFoundError:
+            raise RulesError(entry.file, f"listed in {MANIFEST} but not in {directory}") from None
+        except OSError as exc:
+            raise RulesError(entry.file, f"unreadable: {exc.strerror}") from None
+        digest.update(f"\0{entry.file}\0{len(data)}\0".encode())
+        digest.update(data)
+        if entry.kind == "mue":
+            # CMS MUE files are quarterly with no per-row dates: the manifest gives the window.
+            assert entry.effective_date is not None  # required for [[mue]] by _parse_entry
+            build = partial(_mue_rule, effective=entry.effective_date, deletion=entry.deletion_date)
+            mue += _rows(entry.file, data, _MUE_COLUMNS, build)
+        elif entry.kind == "addon":
+            addon += _rows(entry.file, data, _AOC_COLUMNS, _addon_rule)
+        else:
+            ptp += _rows(entry.file, data, _PTP_COLUMNS, _ptp_rule)
+    _reject_overlaps(((m.code,), m.source) for m in mue)
+    _reject_overlaps(((a.primary, a.addon), a.source) for a in addon)
+    _reject_overlaps(((p.column1, p.column2), p.source) for p in ptp)
+    version = digest.hexdigest()[:12]
+    logger.info(
+        "loaded rules %s from %s: %d MUE, %d AOC, %d PTP rows",
+        version,
+        directory,
+        len(mue),
+        len(addon),
+        len(ptp),
+    )
+    return RuleSet.of(mue, addon, ptp, bypass, version)
+
+
+def _parse_manifest(raw: bytes) -> tuple[frozenset[str], list[_Entry]]:
+    try:
+        manifest = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RulesError(MANIFEST, f"not valid TOML: {exc}") from None
+    unknown = sorted(set(manifest) - set(_TOP_KEYS))
+    if unknown:
+        raise RulesError(MANIFEST, f"unknown key {unknown[0]!r} (known: {', '.join(_TOP_KEYS)})")
+    bypass = manifest.get("bypass_modifiers", sorted(DEFAULT_BYPASS_MODIFIERS))
+    if not isinstance(bypass, list) or not all(
+        isinstance(m, str) and _MODIFIER.fullmatch(m) for m in bypass
+    ):
+        raise RulesError(MANIFEST, "bypass_modifiers must be a list of 2-character modifiers")
+    entries = [
+        _parse_entry(kind, number, table)
+        for kind in _ENTRY_KEYS
+        for number, table in enumerate(_tables(manifest, kind), start=1)
+    ]
+    if not entries:
+        raise RulesError(MANIFEST, "lists no [[mue]], [[addon]] or [[ptp]] files")
+    return frozenset(bypass), entries
+
+
+def _tables(manifest: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    tables = manifest.get(kind, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise RulesError(MANIFEST, f"{kind} must be written as [[{kind}]] tables")
+    return tables
+
+
+def _parse_entry(kind: str, number: int, table: dict[str, Any]) -> _Entry:
+    where = f"[[{kind}]] entry {number}"
+    file = table.get("file")
+    if not isinstance(file, str) or not file.strip():
+        raise RulesError(MANIFEST, f"{where}: 'file' must name a file in the rules directory")
+    where = f"{where} ({file})"
+    required, optional = _ENTRY_KEYS[kind]
+    unknown = sorted(set(table) - required - optional)
+    if unknown:
+        known = ", ".join(sorted(required | optional))
+        raise RulesError(MANIFEST, f"{where}: unknown key {unknown[0]!r} (known: {known})")
+    missing = sorted(required - set(table))
+    if missing:
+        raise RulesError(MANIFEST, f"{where}: missing {missing[0]!r}")
+    dates: dict[str, date | None] = {}
+    for key in ("effective_date", "deletion_date"):
+        value = table.get(key)
+        # A TOML datetime is a date subclass; a window boundary must be a plain date.
+        if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+            raise RulesError(MANIFEST, f"{where}: {key} must be a TOML date like 2016-01-01")
+        dates[key] = value
+    effective, deletion = dates["effective_date"], dates["deletion_date"]
+    if effective is not None and deletion is not None and deletion < effective:
+        raise RulesError(MANIFEST, f"{where}: deletion_date {deletion} is before {effective}")
+    return _Entry(kind, file, effective, deletion)
+
+
+def _rows(
+    file: str, data: bytes, columns: Sequence[_Column], build: Callable[[str, int, _Cells], _Rule]
+) -> list[_Rule]:
+    """Build one rule per data row; a bad cell becomes a RulesError naming the file and row."""
+    rules = []
+    for row, cells in _table(file, data, columns):
+        try:
+            rules.append(build(file, row, cells))
+        except ValueError as exc:
+            raise RulesError(file, str(exc), row) from None
+    return rules
+
+
+def _mue_rule(
+    file: str, row: int, cells: _Cells, *, effective: date, deletion: date | None
+) -> MueRule:
+    code, value, mai, rationale = cells
+    source = RuleSource(
+        table="MUE", file=file, row=row, effective_date=effective, deletion_date=deletion
+    )
+    return MueRule(_code("HCPCS/CPT Code", code), _units(value), _mai(mai), rationale, source)
+
+
+def _addon_rule(file: str, row: int, cells: _Cells) -> AddOnRule:
+    primary, addon, edit_type, primary_deletion, addon_deletion, effective, deletion = cells
+    primary = _code("Primary Code", primary)
+    addon = _code("Add-on Code", addon)
+    kind = _choice("AOC Edit Type", edit_type, "123")
+    if primary == PLACEHOLDER_PRIMARY and kind == 1:
+        raise ValueError(f"placeholder primary {PLACEHOLDER_PRIMARY} on a Type 1 row")
+    start = _required_date("Edit Effective Date", effective, julian=True)
+    # The edit stops applying at the first of: primary deleted, add-on deleted, edit deleted.
+    ends = [
+        (day, label)
+        for label, text in (
+            ("Primary Code Deletion Date", primary_deletion),
+            ("AOC Deletion Date", addon_deletion),
+            ("Edit Deletion Date", deletion),
+        )
+        if (day := _date(label, text, julian=True)) is not None
+    ]
+    end, end_label = min(ends) if ends else (None, "")
+    if end is not None and end < start:
+        raise ValueError(f"{end_label} {end} is before Edit Effective Date {start}")
+    source = RuleSource(table="AOC", file=file, row=row, effective_date=start, deletion_date=end)
+    return AddOnRule(primary, addon, kind, source)
+
+
+def _ptp_rule(file: str, row: int, cells: _Cells) -> PtpRule:
+    column1, column2, effective, deletion, modifier, rationale = cells
+    column1 = _code("Column 1", column1)
+    column2 = _code("Column 2", column2)
+    start = _required_date("Effective Date", effective)
+    end = _date("Deletion Date", deletion)
+    if end is not None and end < start:
+        raise ValueError(f"Deletion Date {end} is before Effective Date {start}")
+    indicator = _choice("Modifier indicator", modifier, "019")
+    source = RuleSource(table="PTP", file=file, row=row, effective_date=start, deletion_date=end)
+    return PtpRule(column1, column2, indicator, rationale, source)
+
+
+def _code(label: str, text: str) -> str:
+    if not _CODE.fullmatch(text):
+        raise ValueError(f"{label} {text!r} is not a 5-character code (A-Z, 0-9)")
+    return text
+
+
+def _units(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"MUE value {text!r} is not a non-negative whole number")
+    return int(text)
+
+
+def _mai(text: str) -> int:
+    match = _MAI.match(text)
+    if match is None:
+        raise ValueError(f"MUE Adjudication Indicator {text!r} does not start with 1, 2 or 3")
+    return int(match.group(1))
+
+
+def _choice(label: str, text: str, allowed: str) -> int:
+    if len(text) != 1 or text not in allowed:
+        raise ValueError(f"{label} {text!r} is not one of {', '.join(allowed)}")
+    return int(text)
+
+
+def _required_date(label: str, text: str, julian: bool = False) -> date:
+    day = _date(label, text, julian)
+    if day is None:
+        raise ValueError(f"{label} is empty")
+    return day
+
+
+def _date(label: str, text: str, julian: bool = False) -> date | None:
+    """A YYYYMMDD cell (or YYYYDDD where `julian`); None for blank or "*" (no date)."""
+    if text in ("", "*"):
+        return None
+    if text.isascii() and text.isdigit():
+        year = int(text[:4])
+        try:
+            if len(text) == 8:
+                return date(year, int(text[4:6]), int(text[6:]))
+            if julian and len(text) == 7 and 1 <= int(text[4:]) <= 366:
+                day = date(year, 1, 1) + timedelta(days=int(text[4:]) - 1)
+                if day.year == year:
+                    return day
+        except ValueError:
+            pass
+    raise ValueError(f"{label} {text!r} is not a date (YYYYMMDD)")
+
+
+def _table(
+    file: str, data: bytes, columns: Sequence[_Column]
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Yield (row, cells in `columns` order) for each data row below the header.
+
+    The header is the first row holding both anchor columns; rows right below it with empty
+    anchor cells continue it (the CMS PTP header spreads its legends over several rows).
+    """
+    records = _records(file, data)
+    anchors = columns[:2]
+    header_row, header = _find_header(file, records, anchors)
+    anchor_at = [_find(header, a) for a in anchors]
+    found: list[int | None] | None = None
+    for row, cells in records:
+        if found is None:
+            if not any(_cell(cells, i) for i in anchor_at):
+                pairs = zip_longest(header, cells, fillvalue="")
+                header = [f"{h} {_normalize(c)}".strip() for h, c in pairs]
+                continue
+            found = _resolve(file, header_row, header, columns)
+        yield row, tuple(_cell(cells, i) for i in found)
+    if found is None:
+        _resolve(file, header_row, header, columns)
+
+
+def _find_header(
+    file: str, records: Iterator[tuple[int, list[str]]], anchors: Sequence[_Column]
+) -> tuple[int, list[str]]:
+    for row, cells in records:
+        header = [_normalize(cell) for cell in cells]
+        if all(_find(header, a) is not None for a in anchors):
+            return row, header
+    expected = " and ".join(repr(a.label) for a in anchors)
+    raise RulesError(file, f"no header row (expected cells {expected})")
+
+
+def _resolve(
+    file: str, header_row: int, header: list[str], columns: Sequence[_Column]
+) -> list[int | None]:
+    found = [_find(header, c) for c in columns]
+    for column, index in zip(columns, found, strict=True):
+        if index is None and column.required:
+            raise RulesError(file, f"header has no {column.label!r} column", header_row)
+    return found
+
+
+def _find(header: list[str], column: _Column) -> int | None:
+    return next((i for i, h in enumerate(header) if column.pattern.fullmatch(h)), None)
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return cells[index] if index is not None and index < len(cells) else ""
+
+
+def _normalize(cell: str) -> str:
+    words = (_WORDS.get(w, w) for w in re.findall(r"[a-z0-9]+", cell.lower()))
+    return " ".join(w for w in words if w)
+
+
+def _records(file: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
+    """Yield (physical line where the record starts, stripped cells), skipping blank rows."""
+    suffix = PurePath(file).suffix.lower()
+    if suffix == ".csv":
+        dialect: dict[str, Any] = {}
+    elif suffix in (".txt", ".tsv"):
+        # CMS text tables are plain tab-separated lines: quotes are text, never delimiters.
+        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+    else:
+        raise RulesError(file, "unknown file type: use .csv (comma) or .txt/.tsv (tab-separated)")
+    reader = csv.reader(io.StringIO(_decode(data), newline=""), **dialect)
+    start = 1
+    try:
+        for cells in reader:
+            row, start = start, reader.line_num + 1
+            stripped = [cell.strip() for cell in cells]
+            if any(stripped):
+                yield row, stripped
+    except csv.Error as exc:
+        raise RulesError(file, f"unreadable: {exc}", start) from None
+
+
+def _decode(data: bytes) -> str:
+    # CMS files are Windows-1252 (the CPT notice carries a raw 0xAE); payers' exports are UTF-8.
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _reject_overlaps(rows: Iterable[tuple[tuple[str, ...], RuleSource]]) -> None:
+    """Raise when two rows for the same code (MUE) or pair (AOC, PTP) share an in-force date."""
+    by_key: defaultdict[tuple[str, ...], list[RuleSource]] = defaultdict(list)
+    for key, source in rows:
+        by_key[key].append(source)
+    for key, sources in by_key.items():
+        previous: RuleSource | None = None
+        for source in sorted(sources, key=lambda s: s.effective_date):
+            if source.deletion_date == source.effective_date:
+                continue  # never in force
+            if previous is not None and (
+                previous.deletion_date is None or source.effective_date < previous.deletion_date
+            ):
+                what = f"{source.table} {'/'.join(key)}"
+                earlier = f"{previous.file}, row {previous.row}"
+                raise RulesError(
+                    source.file,
+                    f"{what} is already in force on {source.effective_date} ({earlier}): "
+                    "date windows overlap",
+                    source.row,
+                )
+            previous = source
