@@ -175,16 +175,24 @@ def test_maven_failures_are_reported_by_their_last_error_lines() -> None:
         [
             "[INFO] Scanning for projects...",
             "\x1b[1;31m[ERROR]\x1b[m Failed to execute goal on project local-kafka: Could not "
-            "resolve dependencies: Could not transfer artifact org.apache.kafka:kafka_2.13:pom",
-            "[ERROR] ",
+            "resolve dependencies: Could not transfer artifact org.apache.kafka:kafka_2.13:pom"
+            " -> [Help 1]",
+            "[ERROR] To see the full stack trace of the errors, re-run Maven with the -e switch.",
             "[ERROR] Re-run Maven using the -X switch to enable full debug logging.",
-            "[ERROR] -> [Help 1]",
+            "[ERROR] ",
+            "[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/Dependency",
         ]
     )
     assert local.maven_errors(output) == [
         "[ERROR] Failed to execute goal on project local-kafka: Could not resolve dependencies: "
         "Could not transfer artifact org.apache.kafka:kafka_2.13:pom"
     ]
+
+
+def test_the_cluster_id_is_read_from_meta_properties(tmp_path: Path) -> None:
+    assert local.cluster_id_of(tmp_path) is None
+    (tmp_path / "meta.properties").write_text("#\nnode.id=1\ncluster.id=TRwSBdwJQfa7picO2mEeHg\n")
+    assert local.cluster_id_of(tmp_path) == "TRwSBdwJQfa7picO2mEeHg"
 
 
 def test_status_of_a_broker_never_started_is_stopped_with_exit_3(
@@ -203,3 +211,26 @@ def test_a_pid_file_naming_some_other_process_does_not_count_as_running(
     assert local.stop(settings) == 0
     assert capsys.readouterr().out == "already stopped\n"
     assert not local.BrokerPaths.of(settings).pid_file.exists()
+
+
+def test_a_failed_start_is_explained_by_its_root_cause_without_stack_frames() -> None:
+    log = "\n".join(
+        [
+            "=== stream-edits: starting Kafka 4.4.0 at 2026-11-27T02:10:00+00:00",
+            "[2026-11-27 02:10:01,000] ERROR an older run failed (kafka.Kafka$)",
+            "=== stream-edits: starting Kafka 4.4.0 at 2026-11-27T02:17:52+00:00",
+            "[2026-11-27 02:17:53,419] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)",
+            "java.lang.RuntimeException: Unable to start",
+            "[2026-11-27 02:17:53,500] INFO [MetadataLoader id=1] initializing (MetadataLoader)",
+            "\tat kafka.server.ControllerServer.startup(ControllerServer.scala:414)",
+            "Caused by: org.apache.kafka.common.KafkaException: Socket server failed to bind to "
+            "127.0.0.1:9093: Address already in use.",
+            "\t... 16 more",
+        ]
+    )
+    assert local.startup_failure(log).splitlines() == [
+        "  [2026-11-27 02:17:53,419] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)",
+        "  java.lang.RuntimeException: Unable to start",
+        "  Caused by: org.apache.kafka.common.KafkaException: Socket server failed to bind to "
+        "127.0.0.1:9093: Address already in use.",
+    ]

@@ -36,7 +36,9 @@ STOP_TIMEOUT_S = 60.0
 STATUS_STOPPED = 3
 
 _DIR_MARKER = ".stream-edits-kafka"
+_START_MARKER = "=== stream-edits: starting Kafka"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r" (ERROR|FATAL) |^Caused by: |^[\w.$]+(Exception|Error)(: |$)")
 
 
 class BrokerError(Exception):
@@ -204,8 +206,15 @@ def maven_errors(output: str, keep: int = 12) -> list[str]:
     lines = [_ANSI.sub("", line).rstrip() for line in output.splitlines()]
     lines = [line for line in lines if line.strip()]
     errors = [line for line in lines if line.startswith("[ERROR]")]
-    noise = ("[ERROR] -> [Help", "[ERROR] Re-run Maven", "[ERROR] For more information")
-    errors = [e for e in errors if not e.startswith(noise) and e != "[ERROR]"]
+    noise = (
+        "[ERROR] -> [Help",
+        "[ERROR] [Help",
+        "[ERROR] Re-run Maven",
+        "[ERROR] To see the full stack trace",
+        "[ERROR] For more information",
+    )
+    errors = [e.removesuffix(" -> [Help 1]") for e in errors if not e.startswith(noise)]
+    errors = [e for e in errors if e != "[ERROR]"]
     return (errors or lines)[-keep:]
 
 
@@ -214,7 +223,8 @@ def maven_errors(output: str, keep: int = 12) -> list[str]:
 
 def _say(message: str) -> None:
     """Progress for the person at the terminal (stderr; stdout keeps the final status line)."""
-    print(f"kafka: {message}", file=sys.stderr, flush=True)
+    with contextlib.suppress(BrokenPipeError):  # a closed terminal must not abandon a start
+        print(f"kafka: {message}", file=sys.stderr, flush=True)
 
 
 def java_version(java: str) -> int:
@@ -351,12 +361,23 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> dict[str, Any] | N
         quiet.setLevel(level)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def _read_log(path: Path) -> str:
     try:
-        text = path.read_text(errors="replace").splitlines()
+        return path.read_text(errors="replace")
     except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
+        return ""
+
+
+def startup_failure(log_text: str, lines: int = 6) -> str:
+    """The errors and exception causes of the last start in the broker log, as indented lines.
+
+    Only the text after the last start marker counts; Java stack frames and INFO lines are left
+    out (the last non-frame lines stand in when there are no errors).
+    """
+    run = [line.rstrip() for line in log_text.rsplit(_START_MARKER, 1)[-1].splitlines()]
+    run = [line for line in run if line.strip() and not line.startswith(("\tat ", "\t... "))]
+    errors = [line for line in run if _ERROR_LINE.search(line)]
+    return "\n".join("  " + line for line in (errors or run)[-lines:])
 
 
 def _prepare_data_dir(paths: BrokerPaths, fresh: bool) -> None:
@@ -386,7 +407,7 @@ def _java_cmd(java: str, heap: str, paths: BrokerPaths, main: list[str]) -> list
 
 def _format_storage(java: str, paths: BrokerPaths) -> None:
     """Format log.dirs for a new cluster unless it already holds one."""
-    if (paths.kraft_dir / "meta.properties").exists():
+    if cluster_id_of(paths.kraft_dir) is not None:
         return
     cluster_id = new_cluster_id()
     _say(f"formatting {paths.kraft_dir} (cluster id {cluster_id})")
@@ -422,9 +443,7 @@ def _launch(java: str, settings: Settings, paths: BrokerPaths) -> subprocess.Pop
     cmd = _java_cmd(java, settings.kafka_heap, paths, main)
     with paths.log_file.open("ab") as log:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        log.write(
-            f"=== stream-edits: starting Kafka {settings.kafka_version} at {stamp}\n".encode()
-        )
+        log.write(f"{_START_MARKER} {settings.kafka_version} at {stamp}\n".encode())
         log.flush()
         proc = subprocess.Popen(
             cmd,
@@ -438,26 +457,39 @@ def _launch(java: str, settings: Settings, paths: BrokerPaths) -> subprocess.Pop
     return proc
 
 
+def cluster_id_of(kraft_dir: Path) -> str | None:
+    """The cluster.id that StorageTool wrote into meta.properties, if formatted."""
+    try:
+        text = (kraft_dir / "meta.properties").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^cluster\.id=(\S+)$", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], settings: Settings, paths: BrokerPaths) -> None:
-    """Block until the broker answers a Metadata request; stop it and raise on failure."""
+    """Block until our broker answers a Metadata request; stop it and raise on failure."""
     bootstrap = f"{HOST}:{settings.kafka_port}"
+    ours = cluster_id_of(paths.kraft_dir)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
             paths.pid_file.unlink(missing_ok=True)
             raise BrokerError(
-                f"the broker exited with code {code} while starting; last lines of "
-                f"{paths.log_file}:\n{_log_tail(paths.log_file)}"
+                f"the broker exited with code {code} while starting (log: {paths.log_file}):\n"
+                + startup_failure(_read_log(paths.log_file))
             )
-        if broker_answers(bootstrap, timeout_s=3.0) is not None:
+        cluster = broker_answers(bootstrap, timeout_s=3.0)
+        # Another broker that bound the port first may answer; only our cluster id counts.
+        if cluster is not None and cluster.get("cluster_id") == ours:
             return
         time.sleep(0.5)
     _terminate(proc.pid, 10.0)
     paths.pid_file.unlink(missing_ok=True)
     raise BrokerError(
-        f"the broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f} s; last lines of "
-        f"{paths.log_file}:\n{_log_tail(paths.log_file)}"
+        f"the broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f} s and was stopped "
+        f"(log: {paths.log_file}):\n" + startup_failure(_read_log(paths.log_file))
     )
 
 
