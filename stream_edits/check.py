@@ -1,0 +1,87 @@
+"""`stream-edits check`: decide NDJSON claim lines offline with the same engine the stream uses."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.intake import decode_claim_line
+from stream_edits.models import Rejection
+from stream_edits.rules.loader import RulesError, load_rules
+from stream_edits.rules.tables import RuleSet
+
+
+def final_decisions(
+    lines: Iterable[bytes], rules: RuleSet, rejects: list[Rejection] | None = None
+) -> list[LineDecision]:
+    """Feed NDJSON lines in order; return each decided line's final decision, in first-seen order.
+
+    Invalid or conflicting inputs get no decision; they are appended to `rejects` when given.
+    """
+    engine = EditEngine(rules)
+    latest: dict[tuple[str, int], LineDecision] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        event = decode_claim_line(raw, input_line=number)
+        if isinstance(event, Rejection):
+            if rejects is not None:
+                rejects.append(event)
+            continue
+        outcome = engine.process(event)
+        if outcome.rejection is not None:
+            if rejects is not None:
+                rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
+            continue
+        for decision in outcome.decisions:
+            latest[(decision.claim_id, decision.line_number)] = decision
+    return list(latest.values())
+
+
+def _read(path: str) -> Iterator[bytes]:
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(path, "rb") as handle:
+        yield from handle
+
+
+def run(path: str, rules_dir: Path | None = None, rejects: Path | None = None) -> int:
+    """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code."""
+    try:
+        rules = load_rules(rules_dir)
+    except RulesError as error:
+        print(f"stream-edits check: bad rules: {error}", file=sys.stderr)
+        return 2
+    if path != "-" and not Path(path).is_file():
+        print(f"stream-edits check: cannot read {path}: no such file", file=sys.stderr)
+        return 2
+    refused: list[Rejection] = []
+    try:
+        decisions = final_decisions(_read(path), rules, refused)
+    except OSError as error:
+        print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    out.write(b"".join(orjson.dumps(d.to_wire()) + b"\n" for d in decisions))
+    out.flush()
+    _write_rejects(refused, rejects)
+    return 0
+
+
+def _write_rejects(refused: list[Rejection], path: Path | None) -> None:
+    payload = b"".join(
+        orjson.dumps(r.model_dump(mode="json", exclude_none=True)) + b"\n" for r in refused
+    )
+    if path is None:
+        sys.stderr.buffer.write(payload)
+        sys.stderr.flush()
+        return
+    target: IO[bytes]
+    with open(path, "wb") as target:
+        target.write(payload)

@@ -1,0 +1,309 @@
+"""The incremental engine: one event in, exactly the lines whose decision changed out.
+
+State lives in two mappings the caller owns (plain dicts offline, Faust tables in the stream):
+claim entries keyed (member_id, claim_id) and days keyed (member_id, date_of_service). The engine
+reads and writes them only through `get`, `[key] = value` and `del`, so a write-back cache can
+stand in front of a table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from stream_edits.engine.decide import VOID, Verdict, decide_group
+from stream_edits.engine.state import ClaimEntry, ClaimLine, DayLine, DayState
+from stream_edits.models import ClaimFrequency, ClaimLineEvent, Edit, Rejection, Status
+from stream_edits.rules.tables import RuleSet
+
+ClaimKey = tuple[str, str]
+DayKey = tuple[str, date]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fingerprint(event: ClaimLineEvent) -> str:
+    """A stable digest of an event's content: equal for an exact redelivery, unequal otherwise."""
+    return hashlib.blake2b(event.model_dump_json().encode(), digest_size=8).hexdigest()
+
+
+def received_us(event: ClaimLineEvent) -> int:
+    """received_at as integer microseconds since the epoch (an exact, zone-free order key)."""
+    delta = event.received_at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(frozen=True, slots=True)
+class LineDecision:
+    """A line's decision as the engine emits it; `to_wire` gives the published/printed form."""
+
+    claim_id: str
+    line_number: int
+    member_id: str
+    date_of_service: date
+    procedure_code: str
+    provider_npi: str
+    status: Status
+    edits: tuple[Edit, ...]
+    revision: int
+    extras: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The decision as a JSON-ready dict (the `check` output; the stream adds its fields)."""
+        out: dict[str, Any] = dict(self.extras) if self.extras else {}
+        out.update(
+            claim_id=self.claim_id,
+            line_number=self.line_number,
+            member_id=self.member_id,
+            date_of_service=self.date_of_service.isoformat(),
+            procedure_code=self.procedure_code,
+            status=self.status.value,
+            edits=[e.model_dump(mode="json", exclude_none=True) for e in self.edits],
+            revision=self.revision,
+        )
+        return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one event did: changed decisions, or why it was refused. A redelivery does nothing."""
+
+    decisions: list[LineDecision] = field(default_factory=list)
+    rejection: Rejection | None = None
+    duplicate: bool = False
+
+
+class EditEngine:
+    """Applies claim-line events to state and reports every decision they change."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        claims: MutableMapping[ClaimKey, ClaimEntry] | None = None,
+        days: MutableMapping[DayKey, DayState] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.claims: MutableMapping[ClaimKey, ClaimEntry] = {} if claims is None else claims
+        self.days: MutableMapping[DayKey, DayState] = {} if days is None else days
+
+    def process(self, event: ClaimLineEvent) -> Outcome:
+        """Apply one event; return exactly the lines whose decision changed."""
+        if event.is_void:
+            return self._void(event)
+        return self._line(event)
+
+    def restate_day(self, member_id: str, dos: date) -> list[LineDecision]:
+        """Every current decision of a member's day (its rule-relevant lines); changes nothing."""
+        day = self.days.get((member_id, dos))
+        if day is None:
+            return []
+        verdicts = self._verdicts(day, dos, {ln.npi for ln in day.lines.values()})
+        return [
+            self._decision(member_id, dos, day.lines[key], verdict)
+            for key, verdict in sorted(verdicts.items())
+        ]
+
+    def restate_event(self, event: ClaimLineEvent) -> list[LineDecision]:
+        """Current decisions of every line `event` can have changed, for idempotent re-publication.
+
+        The shell calls this for a redelivered event: after a crash the state may hold the event's
+        effect while its published decisions were lost. It also re-puts the state it reads, so a
+        write-back table cache sends it to the changelog again.
+        """
+        out: list[LineDecision] = []
+        if event.line_number is not None:
+            out += self._claim_decisions(event.member_id, event.claim_id, event.line_number)
+        if event.original_claim_id is not None:
+            out += self._claim_decisions(event.member_id, event.original_claim_id, None)
+        return out
+
+    def _claim_decisions(self, member: str, claim_id: str, only: int | None) -> list[LineDecision]:
+        entry = self.claims.get((member, claim_id))
+        if entry is None:
+            return []
+        self.claims[(member, claim_id)] = entry
+        out: list[LineDecision] = []
+        dates: set[date] = set()
+        for number, line in sorted(entry.lines.items()):
+            if only is not None and number != only:
+                continue
+            if line.in_day:
+                dates.add(line.dos)
+            else:
+                out.append(_stub_decision(member, claim_id, number, line))
+        for dos in sorted(dates):
+            day = self.days.get((member, dos))
+            if day is not None:
+                self.days[(member, dos)] = day
+                out += self.restate_day(member, dos)
+        return out
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _line(self, event: ClaimLineEvent) -> Outcome:
+        assert event.line_number is not None and event.date_of_service is not None
+        assert event.procedure_code is not None and event.provider_npi is not None
+        member, claim_id, number = event.member_id, event.claim_id, event.line_number
+        fp = fingerprint(event)
+        entry = self.claims.get((member, claim_id)) or ClaimEntry()
+        if entry.void_fingerprint is not None:
+            return _conflict(f"claim_id {claim_id} was already used by a void event")
+        known = entry.lines.get(number)
+        if known is not None:
+            if known.fingerprint == fp:
+                return Outcome(duplicate=True)
+            return _conflict(
+                f"line ({claim_id}, {number}) was already received with different content; "
+                "the first stays"
+            )
+        decisions: list[LineDecision] = []
+        today = max(event.date_of_service.toordinal(), event.received_at.date().toordinal())
+        if event.claim_frequency is ClaimFrequency.REPLACEMENT:
+            assert event.original_claim_id is not None
+            decisions += self._retract(member, event.original_claim_id, today)
+        dos, code = event.date_of_service, event.procedure_code
+        extras = event.extra_fields or None
+        entry.touch(today)
+        if self.rules.mentions(code):
+            entry.lines[number] = ClaimLine(fp, dos, True)
+            day = self.days.get((member, dos)) or DayState()
+            day.lines[(claim_id, number)] = DayLine(
+                claim_id,
+                number,
+                code,
+                event.provider_npi,
+                event.units,
+                tuple(event.modifiers),
+                received_us(event),
+                extras,
+                voided=entry.retracted,
+            )
+            day.last_day = max(day.last_day, today)
+            decisions += self._redecide(member, dos, day, {event.provider_npi})
+            self.days[(member, dos)] = day
+        else:
+            status = Status.VOID if entry.retracted else Status.ACCEPT
+            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status.value, 1, extras)
+            entry.lines[number] = stub
+            decisions.append(_stub_decision(member, claim_id, number, stub))
+        self.claims[(member, claim_id)] = entry
+        return Outcome(decisions)
+
+    def _void(self, event: ClaimLineEvent) -> Outcome:
+        assert event.original_claim_id is not None
+        member = event.member_id
+        fp = fingerprint(event)
+        entry = self.claims.get((member, event.claim_id)) or ClaimEntry()
+        if entry.lines:
+            return _conflict(
+                f"claim_id {event.claim_id} already carries lines; a void needs its own"
+            )
+        if entry.void_fingerprint is not None:
+            if entry.void_fingerprint == fp:
+                return Outcome(duplicate=True)
+            return _conflict(f"void {event.claim_id} was already received with different content")
+        today = event.received_at.date().toordinal()
+        entry.void_fingerprint = fp
+        entry.touch(today)
+        self.claims[(member, event.claim_id)] = entry
+        return Outcome(self._retract(member, event.original_claim_id, today))
+
+    def _retract(self, member: str, claim_id: str, today: int) -> list[LineDecision]:
+        """Void every line of `claim_id` (now or when they arrive) and re-decide their days."""
+        entry = self.claims.get((member, claim_id)) or ClaimEntry()
+        entry.touch(today)
+        if entry.retracted:
+            self.claims[(member, claim_id)] = entry
+            return []
+        entry.retracted = True
+        decisions: list[LineDecision] = []
+        touched: dict[date, set[str]] = {}
+        for number, line in sorted(entry.lines.items()):
+            if line.in_day:
+                touched.setdefault(line.dos, set())
+            elif line.status != Status.VOID:
+                line.status = Status.VOID.value
+                line.revision += 1
+                decisions.append(_stub_decision(member, claim_id, number, line))
+        for dos in sorted(touched):
+            day = self.days.get((member, dos))
+            if day is None:  # expired beyond the horizon: nothing left to re-decide
+                continue
+            npis = set()
+            for line in day.lines.values():
+                if line.claim_id == claim_id:
+                    line.voided = True
+                    npis.add(line.npi)
+            decisions += self._redecide(member, dos, day, npis)
+            self.days[(member, dos)] = day
+        self.claims[(member, claim_id)] = entry
+        return decisions
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def _verdicts(
+        self, day: DayState, dos: date, npis: Iterable[str]
+    ) -> dict[tuple[str, int], Verdict]:
+        verdicts: dict[tuple[str, int], Verdict] = {}
+        for npi in npis:
+            live: list[DayLine] = []
+            for key, line in day.lines.items():
+                if line.npi != npi:
+                    continue
+                if line.voided:
+                    verdicts[key] = VOID
+                else:
+                    live.append(line)
+            for line, verdict in zip(live, decide_group(live, dos, self.rules), strict=True):
+                verdicts[(line.claim_id, line.line_number)] = verdict
+        return verdicts
+
+    def _redecide(
+        self, member: str, dos: date, day: DayState, npis: Iterable[str]
+    ) -> list[LineDecision]:
+        changed: list[LineDecision] = []
+        for key, verdict in sorted(self._verdicts(day, dos, npis).items()):
+            line = day.lines[key]
+            signature = verdict.signature
+            if signature != line.signature:
+                line.signature = signature
+                line.revision += 1
+                changed.append(self._decision(member, dos, line, verdict))
+        return changed
+
+    @staticmethod
+    def _decision(member: str, dos: date, line: DayLine, verdict: Verdict) -> LineDecision:
+        return LineDecision(
+            line.claim_id,
+            line.line_number,
+            member,
+            dos,
+            line.code,
+            line.npi,
+            verdict.status,
+            verdict.edits,
+            line.revision,
+            line.extras,
+        )
+
+
+def _stub_decision(member: str, claim_id: str, number: int, line: ClaimLine) -> LineDecision:
+    return LineDecision(
+        claim_id,
+        number,
+        member,
+        line.dos,
+        line.code,
+        line.npi,
+        Status(line.status),
+        (),
+        line.revision,
+        line.extras,
+    )
+
+
+def _conflict(reason: str) -> Outcome:
+    return Outcome(rejection=Rejection(reason=f"conflict: {reason}"))

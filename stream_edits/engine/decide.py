@@ -1,0 +1,160 @@
+"""Deciding one group (member, date of service, rendering NPI) of lines against a rule set.
+
+A pure function of the group's lines: arrival order never enters. Lines are walked by rule
+dependency first (primaries before their add-ons, column-one codes before the column-two codes
+they bundle), then by (received_at, claim_id, line_number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from stream_edits.models import Edit, Status
+from stream_edits.rules.tables import RuleSet
+
+
+class GroupLine(Protocol):
+    """What the decision needs of a line."""
+
+    claim_id: str
+    line_number: int
+    code: str
+    units: int
+    modifiers: Sequence[str]
+    received_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A line's status and failed edits."""
+
+    status: Status
+    edits: tuple[Edit, ...] = ()
+
+    @property
+    def signature(self) -> list[Any]:
+        """What makes two verdicts the same decision: status and which rule rows failed.
+
+        A plain list, so it compares equal to itself after an orjson round trip.
+        """
+        return [
+            self.status.value,
+            [[e.code, e.rule_source.file, e.rule_source.row] for e in self.edits],
+        ]
+
+
+ACCEPT = Verdict(Status.ACCEPT)
+VOID = Verdict(Status.VOID)
+
+
+def _order_key(line: GroupLine) -> tuple[int, str, int]:
+    return line.received_us, line.claim_id, line.line_number
+
+
+def dependency_depths(codes: Iterable[str], dos: date, rules: RuleSet) -> dict[str, int]:
+    """Depth of each code in the graph of rules among `codes`: a code is decided after the codes
+    its add-on primaries and PTP column-one partners are. A cycle (no real CMS table has one) is
+    cut deterministically at the code visited second in sorted order.
+    """
+    present = set(codes)
+    preds: dict[str, set[str]] = {}
+    for code in present:
+        before = {a.primary for a in rules.addon_primaries(code, dos)}
+        before.update(p.column1 for p in rules.ptp_column1(code, dos))
+        preds[code] = (before & present) - {code}
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(code: str) -> int:
+        if code in depth:
+            return depth[code]
+        visiting.add(code)
+        d = 0
+        for p in sorted(preds[code]):
+            if p not in visiting:
+                d = max(d, visit(p) + 1)
+        visiting.discard(code)
+        depth[code] = d
+        return d
+
+    for code in sorted(present):
+        visit(code)
+    return depth
+
+
+def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[Verdict]:
+    """Verdicts for the live (not voided) lines of one group, in the order of `lines`."""
+    depths = dependency_depths({ln.code for ln in lines}, dos, rules)
+    walk = sorted(range(len(lines)), key=lambda i: (depths[lines[i].code], _order_key(lines[i])))
+    units_accepted: dict[str, int] = {}
+    verdicts: list[Verdict] = [ACCEPT] * len(lines)
+    for i in walk:
+        line = lines[i]
+        edits = _addon_edit(line, dos, rules, units_accepted)
+        edits += _ptp_edit(line, dos, rules, units_accepted)
+        edits += _mue_edit(line, dos, rules, units_accepted)
+        if edits:
+            verdicts[i] = Verdict(Status.DENY, edits)
+        else:
+            units_accepted[line.code] = units_accepted.get(line.code, 0) + line.units
+    return verdicts
+
+
+def _addon_edit(
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[Edit, ...]:
+    # CMS add-on code edits, Type 1: payable only beside a payable listed primary.
+    aocs = sorted(rules.addon_primaries(line.code, dos), key=lambda a: a.primary)
+    if not aocs or any(a.primary in accepted for a in aocs):
+        return ()
+    primaries = ", ".join(a.primary for a in aocs)
+    message = (
+        f"Add-on code {line.code} is payable only with an accepted primary procedure "
+        f"({primaries}) for the same patient, rendering provider and date of service."
+    )
+    return (Edit(code="ADDON_WITHOUT_PRIMARY", message=message, rule_source=aocs[0].source),)
+
+
+def _ptp_edit(
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[Edit, ...]:
+    # NCCI PTP: the column-two line is denied beside an accepted column-one line, unless the pair
+    # allows a modifier (indicator 1) and the column-two line carries an associated one.
+    bypass = rules.bypass_modifiers.intersection(line.modifiers)
+    for pair in sorted(rules.ptp_column1(line.code, dos), key=lambda p: p.column1):
+        if pair.column1 not in accepted:
+            continue
+        if pair.modifier_indicator == 1 and bypass:
+            continue
+        why = (
+            "no modifier bypasses this pair (modifier indicator 0)"
+            if pair.modifier_indicator == 0
+            else "no NCCI-associated modifier on this line (modifier indicator 1)"
+        )
+        message = (
+            f"{line.code} is included in {pair.column1} billed for the same patient, rendering "
+            f"provider and date of service and is not paid separately; {why}. {pair.rationale}"
+        )
+        return (Edit(code="PTP_BUNDLED", message=message, rule_source=pair.source),)
+    return ()
+
+
+def _mue_edit(
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[Edit, ...]:
+    # MUE: MAI 2/3 sum units over every line of the date of service; MAI 1 limits each line.
+    mue = rules.mue(line.code, dos)
+    if mue is None:
+        return ()
+    already = accepted.get(line.code, 0) if mue.per_day else 0
+    if already + line.units <= mue.limit:
+        return ()
+    scope = "per date of service for this patient and provider" if mue.per_day else "per line"
+    message = (
+        f"Units of {line.code} would exceed the medically unlikely edit of {mue.limit} {scope} "
+        f"(MAI {mue.mai}); the whole line is denied. {mue.rationale}"
+    ).rstrip()
+    return (Edit(code="MUE_EXCEEDED", message=message, rule_source=mue.source),)

@@ -1,0 +1,141 @@
+"""Engine state: a claim entry per (member, claim) and a day per (member, date of service).
+
+Both serialise to compact orjson-ready lists. A day holds only lines of codes some rule mentions;
+a line no rule mentions is decided alone and kept as a small stub in its claim entry, so a void
+or a replacement can still republish it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+WIRE_VERSION = 1
+
+
+@dataclass(slots=True)
+class ClaimLine:
+    """A line as its claim entry knows it: enough to spot a redelivery and find its day."""
+
+    fingerprint: str
+    dos: date
+    in_day: bool  # True: the line lives in its day's state; False: a stub decided alone
+    code: str = ""
+    npi: str = ""
+    status: str = ""
+    revision: int = 0
+    extras: dict[str, Any] | None = None
+
+    def to_wire(self) -> list[Any]:
+        """Compact list form."""
+        head: list[Any] = [self.fingerprint, self.dos.toordinal()]
+        if self.in_day:
+            return head
+        return [*head, self.code, self.npi, self.status, self.revision, self.extras]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> ClaimLine:
+        """Inverse of to_wire."""
+        dos = date.fromordinal(raw[1])
+        if len(raw) == 2:
+            return cls(raw[0], dos, True)
+        return cls(raw[0], dos, False, raw[2], raw[3], raw[4], raw[5], raw[6])
+
+
+@dataclass(slots=True)
+class ClaimEntry:
+    """What is known of one claim id of one member.
+
+    `retracted` is set when any replacement or void of the member names this claim, even before
+    the claim itself arrives. `void_fingerprint` is set when this claim id is itself a void.
+    `last_day` is the newest of its dates of service and receipt dates, for expiry.
+    """
+
+    lines: dict[int, ClaimLine] = field(default_factory=dict)
+    retracted: bool = False
+    void_fingerprint: str | None = None
+    last_day: int = 0
+
+    def touch(self, day: int) -> None:
+        """Keep the entry alive at least until `day` (an ordinal) plus the horizon."""
+        self.last_day = max(self.last_day, day)
+
+    def to_wire(self) -> list[Any]:
+        """Compact list form."""
+        return [
+            WIRE_VERSION,
+            {str(n): ln.to_wire() for n, ln in self.lines.items()},
+            self.retracted,
+            self.void_fingerprint,
+            self.last_day,
+        ]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> ClaimEntry:
+        """Inverse of to_wire."""
+        _, lines, retracted, void_fp, last_day = raw
+        return cls(
+            {int(n): ClaimLine.from_wire(v) for n, v in lines.items()},
+            retracted,
+            void_fp,
+            last_day,
+        )
+
+
+@dataclass(slots=True)
+class DayLine:
+    """A rule-relevant line in its day: the facts the rules read and its current decision."""
+
+    claim_id: str
+    line_number: int
+    code: str
+    npi: str
+    units: int
+    modifiers: tuple[str, ...]
+    received_us: int
+    extras: dict[str, Any] | None = None
+    voided: bool = False
+    signature: list[Any] | None = None  # the current verdict's signature, for change detection
+    revision: int = 0
+
+    def to_wire(self) -> list[Any]:
+        """Compact list form."""
+        return [
+            self.claim_id,
+            self.line_number,
+            self.code,
+            self.npi,
+            self.units,
+            list(self.modifiers),
+            self.received_us,
+            self.extras,
+            self.voided,
+            self.signature,
+            self.revision,
+        ]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> DayLine:
+        """Inverse of to_wire."""
+        c, n, code, npi, units, mods, rec, extras, voided, sig, rev = raw
+        return cls(c, n, code, npi, units, tuple(mods), rec, extras, voided, sig, rev)
+
+
+@dataclass(slots=True)
+class DayState:
+    """The rule-relevant lines of one member on one date of service, with `last_day` for expiry."""
+
+    lines: dict[tuple[str, int], DayLine] = field(default_factory=dict)
+    last_day: int = 0
+
+    def to_wire(self) -> list[Any]:
+        """Compact list form."""
+        return [WIRE_VERSION, [ln.to_wire() for ln in self.lines.values()], self.last_day]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> DayState:
+        """Inverse of to_wire."""
+        _, lines, last_day = raw
+        parsed = (DayLine.from_wire(v) for v in lines)
+        return cls({(ln.claim_id, ln.line_number): ln for ln in parsed}, last_day)
