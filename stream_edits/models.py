@@ -1,4 +1,4 @@
-"""Pydantic v2 models of every event on every topic: claim lines in, decisions and dead letters out."""
+"""Pydantic v2 models of every event on every topic: claim lines in, decisions, dead letters."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ LINE_FIELDS = ("line_number", "provider_npi", "date_of_service", "procedure_code
 
 
 def npi_is_valid(npi: str) -> bool:
-    """True when `npi` is 10 digits whose last is the Luhn check digit over "80840" + the first 9."""
+    """True when `npi` is 10 digits, the last a Luhn check digit over "80840" + the first 9."""
     if not NPI_PATTERN.match(npi):
         return False
     digits = [int(c) for c in "80840" + npi[:9]]
@@ -115,7 +115,8 @@ class ClaimLineEvent(BaseModel):
             if self.original_claim_id is not None:
                 raise ValueError("original_claim_id is only for replacements (7) and voids (8)")
         elif self.original_claim_id is None:
-            raise ValueError(f"claim_frequency {self.claim_frequency.value} needs original_claim_id")
+            frequency = self.claim_frequency.value
+            raise ValueError(f"claim_frequency {frequency} needs original_claim_id")
         elif self.original_claim_id == self.claim_id:
             raise ValueError("original_claim_id must name another claim")
         return self

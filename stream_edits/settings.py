@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     dlq_topic: str = "claim-lines-dlq"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    # True when producers key claim-lines by member_id; False repartitions through an internal topic.
+    # True when producers key claim-lines by member_id; False re-keys through an internal topic.
     input_keyed_by_member: bool = True
 
     # Faust worker
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     web_port: int = 6066
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     horizon_days: int = Field(default=400, ge=1)
+    # The agent takes up to batch_max events, or what arrived within batch_within_ms.
+    batch_max: int = Field(default=2000, ge=1)
+    batch_within_ms: float = Field(default=5.0, gt=0)
+    # A killed worker holds its partitions until this times out (Faust's default is 60 s).
+    session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None
 
     # Local broker (`stream-edits kafka ...`)

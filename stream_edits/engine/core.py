@@ -2,17 +2,17 @@
 
 State lives in two mappings the caller owns (plain dicts offline, Faust tables in the stream):
 claim entries keyed (member_id, claim_id) and days keyed (member_id, date_of_service). The engine
-reads and writes them only through `get`, `[key] = value` and `del`, so a write-back cache can
-stand in front of a table.
+reads and writes them only through `get` and `[key] = value`, so a write-back cache can stand in
+front of a table.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from stream_edits.engine.decide import VOID, Verdict, decide_group
 from stream_edits.engine.state import ClaimEntry, ClaimLine, DayLine, DayState
@@ -21,6 +21,16 @@ from stream_edits.rules.tables import RuleSet
 
 ClaimKey = tuple[str, str]
 DayKey = tuple[str, date]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class StateMap(Protocol[K, V]):
+    """The part of a mapping the engine uses: a dict, or a write-back cache over a table."""
+
+    def get(self, key: K) -> V | None: ...
+
+    def __setitem__(self, key: K, value: V) -> None: ...
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,12 +92,12 @@ class EditEngine:
     def __init__(
         self,
         rules: RuleSet,
-        claims: MutableMapping[ClaimKey, ClaimEntry] | None = None,
-        days: MutableMapping[DayKey, DayState] | None = None,
+        claims: StateMap[ClaimKey, ClaimEntry] | None = None,
+        days: StateMap[DayKey, DayState] | None = None,
     ) -> None:
         self.rules = rules
-        self.claims: MutableMapping[ClaimKey, ClaimEntry] = {} if claims is None else claims
-        self.days: MutableMapping[DayKey, DayState] = {} if days is None else days
+        self.claims: StateMap[ClaimKey, ClaimEntry] = {} if claims is None else claims
+        self.days: StateMap[DayKey, DayState] = {} if days is None else days
 
     def process(self, event: ClaimLineEvent) -> Outcome:
         """Apply one event; return exactly the lines whose decision changed."""

@@ -1,0 +1,1 @@
+"""The Faust shell around the engine: app, tables, agents and web views."""

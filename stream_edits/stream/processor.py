@@ -1,0 +1,233 @@
+"""Per-batch processing in the agent: decode → engine → send, and state expiry by stream time.
+
+Nothing here decides a claim: the engine does. This module turns Kafka events into engine calls
+and engine results into `claim-edits` and `claim-lines-dlq` messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+from faust.types import EventT, TableT, TopicT
+
+from stream_edits.engine import ClaimEntry, DayState, EditEngine, LineDecision
+from stream_edits.intake import decode_claim_line
+from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
+from stream_edits.rules.tables import RuleSet
+from stream_edits.stream.cache import TableCache
+from stream_edits.stream.faust_compat import bind_event
+from stream_edits.topics import line_key
+
+log = logging.getLogger(__name__)
+
+SEP = b"\x1f"
+SWEEP_EVERY_DAYS = 7
+
+
+def claim_key(key: tuple[str, str]) -> bytes:
+    """Table key of a claim entry: member_id, claim_id."""
+    return key[0].encode() + SEP + key[1].encode()
+
+
+def day_key(key: tuple[str, date]) -> bytes:
+    """Table key of a patient-day: member_id, date of service."""
+    return key[0].encode() + SEP + key[1].isoformat().encode()
+
+
+def partition_of(member_id: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a member_id key."""
+    return (murmur2(member_id) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class Stats:
+    """Counters for the web view: counts only, never claim content."""
+
+    events: int = 0
+    decisions: int = 0
+    dead_letters: int = 0
+    conflicts: int = 0
+    redeliveries: int = 0
+    batches: int = 0
+    expired_keys: int = 0
+    stream_day: dict[int, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready counters."""
+        return {
+            "events": self.events,
+            "decisions": self.decisions,
+            "dead_letters": self.dead_letters,
+            "conflicts": self.conflicts,
+            "redeliveries": self.redeliveries,
+            "batches": self.batches,
+            "expired_keys": self.expired_keys,
+            "stream_day_by_partition": {str(p): d for p, d in sorted(self.stream_day.items())},
+        }
+
+
+class Processor:
+    """Runs batches of `claim-lines` events through the engine and publishes the results."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        claims: TableT,
+        days: TableT,
+        output: TopicT,
+        dlq: TopicT,
+        partitions: int,
+        horizon_days: int,
+    ) -> None:
+        self.claims = TableCache[tuple[str, str], ClaimEntry](
+            claims, claim_key, ClaimEntry.from_wire, ClaimEntry.to_wire
+        )
+        self.days = TableCache[tuple[str, date], DayState](
+            days, day_key, DayState.from_wire, DayState.to_wire
+        )
+        self.engine = EditEngine(rules, self.claims, self.days)
+        self.output = output
+        self.dlq = dlq
+        self.partitions = partitions
+        self.horizon_days = horizon_days
+        self.stats = Stats()
+        self._stream_day: dict[int, int] = {}
+        self._swept: dict[int, int] = {}
+
+    def process_batch(self, events: Sequence[EventT]) -> None:
+        """Process events in order, then write each touched table key once.
+
+        Every output is handed to the producer before this returns; the agent acks the batch
+        only after that, and Faust flushes the producer before it commits offsets, so a crash
+        never commits an offset whose decisions were not sent (at-least-once).
+        """
+        for event in events:
+            self._process(event)
+        self.claims.flush()
+        self.days.flush()
+        self.stats.batches += 1
+
+    def _process(self, event: EventT) -> None:
+        bind_event(event)
+        self.claims.event = self.days.event = event
+        self.stats.events += 1
+        parsed = decode_claim_line(event.value)
+        if isinstance(parsed, Rejection):
+            self.dead_letter(event, parsed)
+            return
+        self._advance_clock(event, parsed)
+        outcome = self.engine.process(parsed)
+        if outcome.rejection is not None:
+            self.stats.conflicts += 1
+            self.dead_letter(event, outcome.rejection)
+            return
+        decisions = outcome.decisions
+        if outcome.duplicate:
+            # Idempotent re-publication: after a crash the state may already hold this event
+            # while the decisions it caused were never sent. Re-send the current ones.
+            self.stats.redeliveries += 1
+            decisions = self.engine.restate_event(parsed)
+        self._publish(event, decisions)
+
+    def _publish(self, event: EventT, decisions: list[LineDecision]) -> None:
+        message = event.message
+        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        decided_at = datetime.now(UTC).isoformat()
+        for decision in decisions:
+            value = decision.to_wire()
+            value["provider_npi"] = decision.provider_npi
+            value["decided_at"] = decided_at
+            value["source"] = source
+            # Same partition as the input: all of a member's decisions stay in order in one
+            # partition, and a line's revisions always land on one compacted partition.
+            self.output.send_soon(
+                key=line_key(decision.claim_id, decision.line_number),
+                value=orjson.dumps(value),
+                partition=message.partition,
+            )
+        self.stats.decisions += len(decisions)
+
+    def dead_letter(self, event: EventT, rejection: Rejection) -> None:
+        """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""
+        message = event.message
+        raw: bytes = message.value or b""
+        try:
+            text: str | None = raw.decode()
+        except UnicodeDecodeError:
+            text = None
+        letter = DeadLetter(
+            reason=rejection.reason,
+            errors=rejection.errors,
+            raw_base64=base64.b64encode(raw).decode(),
+            raw_text=text,
+            source=SourceOffset(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            ),
+            failed_at=datetime.now(UTC),
+        )
+        self.dlq.send_soon(
+            key=message.key,
+            value=orjson.dumps(letter.model_dump(mode="json", exclude_none=True)),
+            partition=message.partition,
+        )
+        self.stats.dead_letters += 1
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            ", ".join(e.field for e in rejection.errors) or "conflict",
+        )
+
+    # -- expiry by stream time ------------------------------------------------------------------
+
+    def _advance_clock(self, event: EventT, parsed: ClaimLineEvent) -> None:
+        """Track the partition's stream time (newest received_at) and sweep on week boundaries.
+
+        Sweeps happen at fixed stream-time boundaries, so a replay of the same partition expires
+        exactly the same state at the same point as the live run did; the wall clock never
+        enters.
+        """
+        partition = event.message.partition
+        today = parsed.received_at.date().toordinal()
+        if today <= self._stream_day.get(partition, 0):
+            return
+        self._stream_day[partition] = today
+        self.stats.stream_day[partition] = date.fromordinal(today).isoformat()
+        boundary = today - today % SWEEP_EVERY_DAYS
+        if boundary > self._swept.get(partition, 0):
+            self._swept[partition] = boundary
+            self._sweep(partition, boundary - self.horizon_days)
+
+    def _sweep(self, partition: int, cutoff: int) -> None:
+        """Delete this partition's claim entries and days last touched before `cutoff`."""
+        # Flush first so the sweep sees this batch's writes and its deletes win over them.
+        self.claims.flush()
+        self.days.flush()
+        for cache, decode_key in ((self.claims, _claim_key_of), (self.days, _day_key_of)):
+            for raw_key, raw in list(cache.table.items()):
+                member = raw_key.split(SEP, 1)[0]
+                if partition_of(member, self.partitions) != partition:
+                    continue
+                if orjson.loads(raw)[-1] < cutoff:  # last_day is the last wire field of both
+                    cache.delete(decode_key(raw_key))
+                    self.stats.expired_keys += 1
+        self.claims.flush()
+        self.days.flush()
+
+
+def _claim_key_of(raw: bytes) -> tuple[str, str]:
+    member, claim = raw.split(SEP, 1)
+    return member.decode(), claim.decode()
+
+
+def _day_key_of(raw: bytes) -> tuple[str, date]:
+    member, dos = raw.split(SEP, 1)
+    return member.decode(), date.fromisoformat(dos.decode())
