@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import logging
@@ -10,10 +11,12 @@ import re
 import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import partial
-from itertools import zip_longest
+from functools import lru_cache, partial
+from itertools import chain, zip_longest
+from operator import itemgetter
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
@@ -125,27 +128,20 @@ def load_rules(directory: Path | None = None) -> RuleSet:
     mue: list[MueRule] = []
     addon: list[AddOnRule] = []
     ptp: list[PtpRule] = []
-    for entry in entries:
-        try:
-            data = (directory / entry.file).read_bytes()
-        except FileNotFoundError:
-            raise RulesError(entry.file, f"listed in {MANIFEST} but not in {directory}") from None
-        except OSError as exc:
-            raise RulesError(entry.file, f"unreadable: {exc.strerror}") from None
-        digest.update(f"\0{entry.file}\0{len(data)}\0".encode())
-        digest.update(data)
-        if entry.kind == "mue":
-            # CMS MUE files are quarterly with no per-row dates: the manifest gives the window.
-            assert entry.effective_date is not None  # required for [[mue]] by _parse_entry
-            build = partial(_mue_rule, effective=entry.effective_date, deletion=entry.deletion_date)
-            mue += _rows(entry.file, data, _MUE_COLUMNS, build)
-        elif entry.kind == "addon":
-            addon += _rows(entry.file, data, _AOC_COLUMNS, _addon_rule)
-        else:
-            ptp += _rows(entry.file, data, _PTP_COLUMNS, _ptp_rule)
-    _reject_overlaps(((m.code,), m.source) for m in mue)
-    _reject_overlaps(((a.primary, a.addon), a.source) for a in addon)
-    _reject_overlaps(((p.column1, p.column2), p.source) for p in ptp)
+    with _gc_paused():
+        for entry in entries:
+            data = _read(directory, entry.file)
+            digest.update(f"\0{entry.file}\0{len(data)}\0".encode())
+            digest.update(data)
+            if entry.kind == "mue":
+                mue += _rows(entry.file, data, _MUE_COLUMNS, _mue_builder(entry))
+            elif entry.kind == "addon":
+                addon += _rows(entry.file, data, _AOC_COLUMNS, _addon_rule)
+            else:
+                ptp += _rows(entry.file, data, _PTP_COLUMNS, _ptp_rule)
+        _reject_overlaps(((m.code,), m.source) for m in mue)
+        _reject_overlaps(((a.primary, a.addon), a.source) for a in addon)
+        _reject_overlaps(((p.column1, p.column2), p.source) for p in ptp)
     version = digest.hexdigest()[:12]
     logger.info(
         "loaded rules %s from %s: %d MUE, %d AOC, %d PTP rows",
@@ -215,6 +211,15 @@ def _parse_entry(kind: str, number: int, table: dict[str, Any]) -> _Entry:
     return _Entry(kind, file, effective, deletion)
 
 
+def _read(directory: Path, file: str) -> bytes:
+    try:
+        return (directory / file).read_bytes()
+    except FileNotFoundError:
+        raise RulesError(file, f"listed in {MANIFEST} but not in {directory}") from None
+    except OSError as exc:
+        raise RulesError(file, f"unreadable: {exc.strerror}") from None
+
+
 def _rows(
     file: str, data: bytes, columns: Sequence[_Column], build: Callable[[str, int, _Cells], _Rule]
 ) -> list[_Rule]:
@@ -226,6 +231,12 @@ def _rows(
         except ValueError as exc:
             raise RulesError(file, str(exc), row) from None
     return rules
+
+
+def _mue_builder(entry: _Entry) -> Callable[[str, int, _Cells], MueRule]:
+    # CMS MUE files are quarterly with no per-row dates: the manifest entry gives the window.
+    assert entry.effective_date is not None  # required for [[mue]] by _parse_entry
+    return partial(_mue_rule, effective=entry.effective_date, deletion=entry.deletion_date)
 
 
 def _mue_rule(
@@ -312,23 +323,29 @@ def _date(label: str, text: str, julian: bool = False) -> date | None:
     """A YYYYMMDD cell (or YYYYDDD where `julian`); None for blank or "*" (no date)."""
     if text in ("", "*"):
         return None
-    if text.isascii() and text.isdigit():
-        year = int(text[:4])
-        try:
-            if len(text) == 8:
-                return date(year, int(text[4:6]), int(text[6:]))
-            if julian and len(text) == 7 and 1 <= int(text[4:]) <= 366:
-                day = date(year, 1, 1) + timedelta(days=int(text[4:]) - 1)
-                if day.year == year:
-                    return day
-        except ValueError:
-            pass
-    raise ValueError(f"{label} {text!r} is not a date (YYYYMMDD)")
+    day = _parse_date(text, julian)
+    if day is None:
+        raise ValueError(f"{label} {text!r} is not a date (YYYYMMDD)")
+    return day
 
 
-def _table(
-    file: str, data: bytes, columns: Sequence[_Column]
-) -> Iterator[tuple[int, tuple[str, ...]]]:
+@lru_cache(maxsize=8192)  # a table has few distinct dates and many rows
+def _parse_date(text: str, julian: bool) -> date | None:
+    if not (text.isascii() and text.isdigit()):
+        return None
+    year = int(text[:4])
+    try:
+        if len(text) == 8:
+            return date(year, int(text[4:6]), int(text[6:]))
+        if julian and len(text) == 7 and 1 <= int(text[4:]) <= 366:
+            day = date(year, 1, 1) + timedelta(days=int(text[4:]) - 1)
+            return day if day.year == year else None
+    except ValueError:
+        pass
+    return None
+
+
+def _table(file: str, data: bytes, columns: Sequence[_Column]) -> Iterator[tuple[int, _Cells]]:
     """Yield (row, cells in `columns` order) for each data row below the header.
 
     The header is the first row holding both anchor columns; rows right below it with empty
@@ -338,17 +355,22 @@ def _table(
     anchors = columns[:2]
     header_row, header = _find_header(file, records, anchors)
     anchor_at = [_find(header, a) for a in anchors]
-    found: list[int | None] | None = None
-    for row, cells in records:
-        if found is None:
-            if not any(_cell(cells, i) for i in anchor_at):
-                pairs = zip_longest(header, cells, fillvalue="")
-                header = [f"{h} {_normalize(c)}".strip() for h, c in pairs]
-                continue
-            found = _resolve(file, header_row, header, columns)
-        yield row, tuple(_cell(cells, i) for i in found)
-    if found is None:
+    for first in records:
+        cells = first[1]
+        if any(cells[i] for i in anchor_at if i is not None and i < len(cells)):
+            break
+        pairs = zip_longest(header, cells, fillvalue="")
+        header = [f"{h} {_normalize(c)}".strip() for h, c in pairs]
+    else:
         _resolve(file, header_row, header, columns)
+        return
+    width = len(header)
+    found = _resolve(file, header_row, header, columns)
+    # A missing optional column reads the blank cell padded in at index `width`.
+    pick = itemgetter(*(width if i is None else i for i in found))
+    for row, cells in chain([first], records):
+        # Rows may leave off trailing empty cells, or carry stray ones past the header.
+        yield row, pick(cells[:width] + [""] * (width + 1 - min(len(cells), width)))
 
 
 def _find_header(
@@ -374,10 +396,6 @@ def _resolve(
 
 def _find(header: list[str], column: _Column) -> int | None:
     return next((i for i, h in enumerate(header) if column.pattern.fullmatch(h)), None)
-
-
-def _cell(cells: list[str], index: int | None) -> str:
-    return cells[index] if index is not None and index < len(cells) else ""
 
 
 def _normalize(cell: str) -> str:
@@ -413,6 +431,19 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: rule rows hold no cycles, and on a full CMS table the
+    collections triggered by millions of new objects double the load time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _reject_overlaps(rows: Iterable[tuple[tuple[str, ...], RuleSource]]) -> None:
