@@ -1,0 +1,191 @@
+"""The topic contract in code: names, partitions, keys, value models and configs of every topic.
+
+`python -m stream_edits.topics` writes the contract to `topics/*.json`; `--check` exits 1 when the
+checked-in files differ from what the models generate now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+
+from stream_edits.models import ClaimLineEvent, DeadLetter, Decision
+from stream_edits.settings import Settings
+
+CONTRACT_DIR = Path(__file__).resolve().parent.parent / "topics"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """How a topic's message keys are made."""
+
+    encoding: Literal["utf-8", "json", "bytes"]
+    description: str
+    example: str | None = None
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: what it carries, how it is keyed and partitioned, and its broker configs."""
+
+    name: str
+    description: str
+    partitions: int
+    replication_factor: int
+    cleanup_policy: Literal["delete", "compact"]
+    key: KeySpec
+    value_model: type[BaseModel]
+    # Input schemas describe what the model accepts; output schemas what it writes.
+    schema_mode: Literal["validation", "serialization"]
+    extra_configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Every topic-level config to create the topic with."""
+        return {"cleanup.policy": self.cleanup_policy, **self.extra_configs}
+
+    def value_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the value, generated from its pydantic model."""
+        schema = self.value_model.model_json_schema(mode=self.schema_mode)
+        return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+    def contract(self) -> dict[str, Any]:
+        """The JSON document `topics/<name>.json` holds for this topic."""
+        key: dict[str, Any] = {"encoding": self.key.encoding, "description": self.key.description}
+        if self.key.example is not None:
+            key["example"] = self.key.example
+        return {
+            "name": self.name,
+            "description": self.description,
+            "partitions": self.partitions,
+            "cleanup_policy": self.cleanup_policy,
+            "configs": self.configs,
+            "key": key,
+            "value_schema": self.value_schema(),
+        }
+
+
+def line_key(claim_id: str, line_number: int) -> bytes:
+    """The `claim-edits` key of a line: compact JSON `["<claim_id>",<line_number>]`."""
+    return orjson.dumps([claim_id, line_number])
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The input, output and dead-letter topics, named and sized by `settings`."""
+    common: dict[str, Any] = {
+        "partitions": settings.partitions,
+        "replication_factor": settings.replication_factor,
+    }
+    return [
+        TopicSpec(
+            name=settings.input_topic,
+            description="Claim lines in: service lines of original and replacement claims, "
+            "and voids. Raw JSON bytes, one event per message.",
+            cleanup_policy="delete",
+            key=KeySpec(
+                encoding="utf-8",
+                description="member_id as UTF-8, so a member's lines share a partition and stay "
+                "in order. Null when the producer could not read member_id; the worker "
+                "dead-letters such messages.",
+                example="M10001",
+            ),
+            value_model=ClaimLineEvent,
+            schema_mode="validation",
+            # Kafka's default too, written down so a broker with another default cannot change it.
+            extra_configs={"retention.ms": str(SEVEN_DAYS_MS)},
+            **common,
+        ),
+        TopicSpec(
+            name=settings.output_topic,
+            description="Decisions out: the latest decision of every claim line, with its "
+            "failed edits and their rule sources.",
+            # Compaction keeps at least the newest decision per line key for ever, so the topic
+            # is a table of current decisions; the broker refuses null keys on compacted topics.
+            cleanup_policy="compact",
+            key=KeySpec(
+                encoding="json",
+                description='The line identity as compact JSON ["<claim_id>",<line_number>].',
+                example=line_key("C1001", 2).decode(),
+            ),
+            value_model=Decision,
+            schema_mode="serialization",
+            **common,
+        ),
+        TopicSpec(
+            name=settings.dlq_topic,
+            description="Dead letters: input messages that got no decision, with the raw bytes, "
+            "the reasons naming the fields, and where they were read.",
+            cleanup_policy="delete",
+            key=KeySpec(
+                encoding="bytes",
+                description="The input message's key bytes as received (null when it had none).",
+            ),
+            value_model=DeadLetter,
+            schema_mode="serialization",
+            **common,
+        ),
+    ]
+
+
+def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection kwargs for every aiokafka client (producer, consumer, admin) of the project."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.bootstrap_servers.split(",")],
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism is not None:
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = settings.sasl_password
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        # Imported here so the contract above loads without the Kafka client.
+        from aiokafka.helpers import create_ssl_context
+
+        # Without a CA file the system's default CAs verify the broker.
+        kwargs["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile)
+    return kwargs
+
+
+def contract_files(settings: Settings | None = None) -> dict[str, bytes]:
+    """File name -> content of every `topics/*.json`, for the shipped default settings."""
+    # model_construct takes the declared defaults and ignores STREAM_EDITS_* in the environment.
+    specs = topic_specs(settings or Settings.model_construct())
+    return {
+        f"{spec.name}.json": orjson.dumps(spec.contract(), option=orjson.OPT_INDENT_2) + b"\n"
+        for spec in specs
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write `topics/*.json`, or with `--check` exit 1 when they differ from the models."""
+    parser = argparse.ArgumentParser(prog="python -m stream_edits.topics", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    stale = 0
+    for name, content in contract_files().items():
+        path = CONTRACT_DIR / name
+        current = path.read_bytes() if path.is_file() else None
+        if current == content:
+            continue
+        if args.check:
+            stale += 1
+            print(f"{path}: differs from the models", file=sys.stderr)
+        else:
+            path.write_bytes(content)
+            print(f"wrote {path}", file=sys.stderr)
+    if stale:
+        print("regenerate with: python -m stream_edits.topics", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
