@@ -1,0 +1,1 @@
+"""Benchmark helpers: a deterministic synthetic claim-line workload and the runners that use it."""
