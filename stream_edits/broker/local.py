@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -423,8 +423,12 @@ def _format_storage(java: str, paths: BrokerPaths) -> None:
 
 def _terminate(pid: int, timeout_s: float) -> bool:
     """SIGTERM, wait up to timeout_s, then SIGKILL. True when it had to be killed."""
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    except PermissionError as exc:
+        raise BrokerError(f"not allowed to stop pid {pid} (started by another user?)") from exc
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not _is_kafka_process(pid):
@@ -531,14 +535,25 @@ def _stop_pid(settings: Settings, pid: int) -> None:
     BrokerPaths.of(settings).pid_file.unlink(missing_ok=True)
 
 
-def _report(action: Any, *args: Any) -> int:
+def _stop(settings: Settings) -> int:
+    pid = running_pid(settings)
+    if pid is None:
+        BrokerPaths.of(settings).pid_file.unlink(missing_ok=True)
+        print("already stopped")
+        return 0
+    _say(f"stopping pid {pid}")
+    _stop_pid(settings, pid)
+    print(f"stopped (was pid {pid})")
+    return 0
+
+
+def _report(action: Callable[..., int], *args: Any) -> int:
     """Run a CLI action, turning BrokerError into `error: ...` on stderr and exit code 1."""
     try:
-        code: int = action(*args)
+        return action(*args)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return code
 
 
 # --- the CLI's entry points ----------------------------------------------------------------
@@ -551,15 +566,7 @@ def start(settings: Settings, fresh: bool = False, environ: Mapping[str, str] | 
 
 def stop(settings: Settings) -> int:
     """Stop the broker (SIGTERM, SIGKILL after STOP_TIMEOUT_S); 0 also when it was not running."""
-    pid = running_pid(settings)
-    if pid is None:
-        BrokerPaths.of(settings).pid_file.unlink(missing_ok=True)
-        print("already stopped")
-        return 0
-    _say(f"stopping pid {pid}")
-    _stop_pid(settings, pid)
-    print(f"stopped (was pid {pid})")
-    return 0
+    return _report(_stop, settings)
 
 
 def status(settings: Settings) -> int:
