@@ -13,17 +13,13 @@ from typing import IO, TextIO
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from stream_edits.broker.admin import TopicMissingError, require_topic
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
 IN_FLIGHT = 1000  # sends awaited together: bounds memory, keeps batches full
-
-
-class TopicMissingError(Exception):
-    """The input topic does not exist."""
 
 
 def member_key(raw: bytes) -> bytes | None:
@@ -74,23 +70,11 @@ class ProgressBar:
             self.stream.flush()
 
 
-async def _require_topic(settings: Settings) -> None:
-    # Without this, a broker with auto.create.topics.enable would create the topic on the first
-    # send with its defaults (1 partition, no retention setting) instead of the contract's.
-    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
-    await admin.start()
-    try:
-        if settings.input_topic not in await admin.list_topics():
-            raise TopicMissingError(
-                f"topic {settings.input_topic} does not exist: run `stream-edits topics create`"
-            )
-    finally:
-        await admin.close()
-
-
 async def publish(settings: Settings, lines: Iterable[bytes], bar: ProgressBar) -> int:
     """Publish every non-blank line's bytes (line ending removed); the number published."""
-    await _require_topic(settings)
+    # Checked first: a broker with auto.create.topics.enable would otherwise create the topic on
+    # the first send with its own defaults (1 partition, no retention setting), not the contract's.
+    await require_topic(settings, settings.input_topic)
     # Idempotence with acks=all: broker-side dedup of retried batches keeps each partition's
     # records once and in send order, so a member's lines reach the worker in file order.
     producer = AIOKafkaProducer(

@@ -20,6 +20,10 @@ class TopicsError(Exception):
     """A topic could not be created, or an existing one disagrees with the contract."""
 
 
+class TopicMissingError(TopicsError):
+    """A topic a command needs does not exist."""
+
+
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
     # Ask for all topics: naming missing ones in a Metadata request would let a broker with
     # auto.create.topics.enable create them with its defaults (1 partition, delete policy).
@@ -100,6 +104,19 @@ async def create_topics(settings: Settings) -> list[str]:
         return created
     finally:
         await admin.close()
+
+
+async def require_topic(settings: Settings, topic: str) -> int:
+    """The partition count of `topic`; TopicMissingError when it does not exist."""
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
+    await admin.start()
+    try:
+        count = (await _partition_counts(admin)).get(topic)
+    finally:
+        await admin.close()
+    if count is None:
+        raise TopicMissingError(f"topic {topic} does not exist: run `stream-edits topics create`")
+    return count
 
 
 def create_topics_command(settings: Settings) -> int:

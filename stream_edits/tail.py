@@ -1,0 +1,138 @@
+"""`stream-edits tail`: print decisions from the output topic as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import IO
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from stream_edits.broker.admin import TopicMissingError, require_topic
+from stream_edits.models import Decision
+from stream_edits.settings import Settings
+from stream_edits.topics import kafka_client_kwargs
+
+POLL_S = 1.0
+
+
+def mask_member(member_id: str) -> str:
+    """The member id with all but its last 2 characters hidden (all of it when short)."""
+    return "***" + member_id[-2:] if len(member_id) > 4 else "***"
+
+
+def format_decision(decision: Decision) -> str:
+    """One readable line: line identity, code, status, revision, edits, masked member, DOS."""
+    line = f"{decision.claim_id}#{decision.line_number}"
+    edits = ",".join(edit.code for edit in decision.edits) or "-"
+    return (
+        f"{line:<12}  {decision.procedure_code:<5}  {decision.status.value.upper():<6} "
+        f"rev {decision.revision:<3}  {edits:<21}  "
+        f"(member {mask_member(decision.member_id)}, DOS {decision.date_of_service.isoformat()})"
+    )
+
+
+def _render(record: ConsumerRecord[bytes, bytes], as_json: bool) -> bytes | None:
+    """The output line for a record; None for tombstones and values that are not decisions."""
+    if record.value is None:
+        return None
+    if as_json:
+        value: bytes = record.value
+        return value + b"\n"
+    try:
+        decision = Decision.model_validate_json(record.value)
+    except ValidationError:
+        print(
+            f"stream-edits tail: partition {record.partition} offset {record.offset} "
+            "is not a decision",
+            file=sys.stderr,
+        )
+        return None
+    return format_decision(decision).encode() + b"\n"
+
+
+async def follow(
+    settings: Settings,
+    out: IO[bytes],
+    *,
+    as_json: bool,
+    from_beginning: bool,
+    idle_exit: float | None,
+    limit: int | None,
+) -> int:
+    """Write decisions to `out` until `limit` are written or `idle_exit` s pass without any."""
+    topic = settings.output_topic
+    # Checked first: assigning a missing topic would let a broker with auto.create.topics.enable
+    # create it with its defaults (delete policy, 1 partition) instead of the contract's.
+    count = await require_topic(settings, topic)
+    # No group: nothing is committed and nobody else's partitions are rebalanced away.
+    consumer = AIOKafkaConsumer(
+        **kafka_client_kwargs(settings), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(count)]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        written = 0
+        last_seen = time.monotonic()
+        while limit is None or written < limit:
+            wait_s = POLL_S
+            if idle_exit is not None:
+                wait_s = min(wait_s, max(0.0, last_seen + idle_exit - time.monotonic()))
+            batches = await consumer.getmany(timeout_ms=int(wait_s * 1000))
+            if not batches:
+                if idle_exit is not None and time.monotonic() - last_seen >= idle_exit:
+                    break
+                continue
+            last_seen = time.monotonic()
+            # Order holds within a partition only; across partitions, show by record time.
+            records = sorted(
+                (r for rs in batches.values() for r in rs),
+                key=lambda r: (r.timestamp, r.partition, r.offset),
+            )
+            for record in records:
+                rendered = _render(record, as_json)
+                if rendered is None:
+                    continue
+                out.write(rendered)
+                written += 1
+                if written == limit:
+                    break
+            out.flush()
+        return written
+    finally:
+        await consumer.stop()
+
+
+def run(
+    settings: Settings,
+    as_json: bool = False,
+    from_beginning: bool = False,
+    idle_exit: float | None = None,
+    limit: int | None = None,
+) -> int:
+    """Run `tail` on the output topic; exit 0 (also on Ctrl-C), 1 on a Kafka error."""
+    try:
+        asyncio.run(
+            follow(
+                settings,
+                sys.stdout.buffer,
+                as_json=as_json,
+                from_beginning=from_beginning,
+                idle_exit=idle_exit,
+                limit=limit,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    except (TopicMissingError, KafkaError) as error:
+        print(f"stream-edits tail: {error}", file=sys.stderr)
+        return 1
+    return 0
