@@ -1,0 +1,146 @@
+"""topics/ is the contract: its files match the models, its samples match its schemas."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from stream_edits.intake import decode_claim_line
+from stream_edits.models import ClaimLineEvent, Rejection
+from stream_edits.settings import Settings
+from stream_edits.topics import (
+    CONTRACT_DIR,
+    contract_files,
+    kafka_client_kwargs,
+    line_key,
+    topic_specs,
+)
+
+SAMPLES = CONTRACT_DIR / "samples"
+DEFAULTS = Settings.model_construct()
+
+# One refused input per line of samples/bad-claim-lines.ndjson, with the field the reason names.
+BAD_SAMPLES = [
+    ("malformed JSON", "malformed JSON"),
+    ("missing member_id", "member_id"),
+    ("bad NPI check digit", "provider_npi"),
+    ("impossible date 2025-02-30", "date_of_service"),
+    ("bad procedure code", "procedure_code"),
+    ("void with line fields", "line_number"),
+]
+
+
+def ndjson_lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def contract(topic: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads((CONTRACT_DIR / f"{topic}.json").read_bytes())
+    return loaded
+
+
+@pytest.mark.parametrize("name", sorted(contract_files()))
+def test_the_checked_in_contract_file_equals_what_the_models_generate(name: str) -> None:
+    path = CONTRACT_DIR / name
+    assert path.is_file(), f"{path} is missing: run python -m stream_edits.topics"
+    assert path.read_bytes() == contract_files()[name], (
+        f"{path} drifted from the models: run python -m stream_edits.topics"
+    )
+
+
+def test_there_is_one_contract_file_per_topic_named_as_in_settings() -> None:
+    on_disk = {p.name for p in CONTRACT_DIR.glob("*.json")}
+    names = {DEFAULTS.input_topic, DEFAULTS.output_topic, DEFAULTS.dlq_topic}
+    assert on_disk == {f"{name}.json" for name in names}
+    assert {contract(name)["name"] for name in names} == names
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(raw, id=f"line-{n}")
+        for n, raw in enumerate(ndjson_lines(SAMPLES / "claim-lines.ndjson"), start=1)
+    ],
+)
+def test_every_sample_line_is_valid_under_the_schema_and_the_model(raw: bytes) -> None:
+    schema = contract(DEFAULTS.input_topic)["value_schema"]
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(orjson.loads(raw))
+    ClaimLineEvent.model_validate_json(raw)
+
+
+def test_the_samples_cover_the_scenarios_the_readme_names() -> None:
+    raws = ndjson_lines(SAMPLES / "claim-lines.ndjson")
+    events = [ClaimLineEvent.model_validate_json(raw) for raw in raws]
+    assert 15 <= len(events) <= 30
+    codes = [e.procedure_code for e in events]
+    assert {"64461", "64462", "76942", "77002", "99213", "36415", "71046"} <= set(codes)
+    assert len(raws) > len(set(raws)), "an exact redelivery of a line"
+    assert {e.claim_frequency.value for e in events} == {"1", "7", "8"}
+
+
+def test_the_bad_samples_are_the_ones_the_test_expects() -> None:
+    assert len(ndjson_lines(SAMPLES / "bad-claim-lines.ndjson")) == len(BAD_SAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    list(zip(ndjson_lines(SAMPLES / "bad-claim-lines.ndjson"), BAD_SAMPLES, strict=True)),
+    ids=[case for case, _ in BAD_SAMPLES],
+)
+def test_every_bad_sample_is_refused_with_a_reason_naming_the_field(
+    raw: bytes, names: tuple[str, str]
+) -> None:
+    outcome = decode_claim_line(raw)
+    assert isinstance(outcome, Rejection)
+    assert names[1] in outcome.reason
+
+
+def test_the_output_topic_is_compacted_and_keyed_by_line_identity() -> None:
+    specs = {spec.name: spec for spec in topic_specs(DEFAULTS)}
+    output = specs[DEFAULTS.output_topic]
+    assert output.cleanup_policy == "compact"
+    assert output.configs["cleanup.policy"] == "compact"
+    assert contract(DEFAULTS.output_topic)["cleanup_policy"] == "compact"
+    assert line_key("C1001", 2) == b'["C1001",2]'
+    assert orjson.loads(line_key("C 1", 12)) == ["C 1", 12]
+
+
+def test_the_input_and_dead_letter_topics_delete_old_records() -> None:
+    specs = {spec.name: spec for spec in topic_specs(DEFAULTS)}
+    assert specs[DEFAULTS.input_topic].cleanup_policy == "delete"
+    assert specs[DEFAULTS.input_topic].configs["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert specs[DEFAULTS.dlq_topic].cleanup_policy == "delete"
+
+
+def test_every_topic_has_the_settings_partition_count() -> None:
+    settings = Settings.model_construct(partitions=7)
+    assert {spec.partitions for spec in topic_specs(settings)} == {7}
+
+
+def test_client_kwargs_for_a_plaintext_broker_name_only_the_servers_and_protocol() -> None:
+    settings = Settings.model_construct(bootstrap_servers="a:9092, b:9092")
+    assert kafka_client_kwargs(settings) == {
+        "bootstrap_servers": ["a:9092", "b:9092"],
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_client_kwargs_for_sasl_ssl_carry_the_credentials_and_a_verifying_ssl_context() -> None:
+    settings = Settings.model_construct(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="edits",
+        sasl_password="secret",
+    )
+    kwargs = kafka_client_kwargs(settings)
+    assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("edits", "secret")
+    assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
+    assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
