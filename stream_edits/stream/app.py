@@ -70,8 +70,13 @@ def create_app(settings: Settings) -> faust.App:
     claim_lines = app.topic(settings.input_topic)
     claim_edits = app.topic(settings.output_topic)
     dead_letters = app.topic(settings.dlq_topic)
-    claims = app.Table("claims", partitions=settings.partitions)
-    days = app.Table("days", partitions=settings.partitions)
+    # Raw bytes in the tables: the engine's compact state, encoded with orjson by TableCache.
+    claims = app.Table(
+        "claims", partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    days = app.Table(
+        "days", partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
     processor = Processor(
         rules,
         claims,

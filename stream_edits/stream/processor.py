@@ -109,7 +109,17 @@ class Processor:
         never commits an offset whose decisions were not sent (at-least-once).
         """
         for event in events:
-            self._process(event)
+            try:
+                self._process(event)
+            except Exception as error:  # a bug must not stop every member's stream
+                log.exception(
+                    "internal error on %s[%d]@%d",
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                )
+                reason = f"internal error: {type(error).__name__}"
+                self.dead_letter(event, Rejection(reason=reason))
         self.claims.flush()
         self.days.flush()
         self.stats.batches += 1
