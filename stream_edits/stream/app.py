@@ -70,19 +70,15 @@ def create_app(settings: Settings) -> faust.App:
     claim_lines = app.topic(settings.input_topic)
     claim_edits = app.topic(settings.output_topic)
     dead_letters = app.topic(settings.dlq_topic)
-    # Raw bytes in the tables: the engine's compact state, encoded with orjson by TableCache.
-    claims = app.Table(
-        "claims", partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
-    days = app.Table(
-        "days", partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
+    # One record per member (its claim entries and patient-days, orjson bytes): a batch's
+    # writes for a member are one changelog message, never half applied.
+    members = app.Table("members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     processor = Processor(
         rules,
-        claims,
-        days,
+        members,
         claim_edits,
         dead_letters,
+        lambda: app.producer.flush(),
         settings.partitions,
         settings.horizon_days,
     )
@@ -111,7 +107,7 @@ def create_app(settings: Settings) -> faust.App:
     async def decide_lines(stream: StreamT[bytes]) -> None:
         within = settings.batch_within_ms / 1000
         async for events in stream.take_events(settings.batch_max, within=within):
-            processor.process_batch(events)
+            await processor.process_batch(events)
 
     @app.task
     async def quiet_chatty_loggers() -> None:
@@ -141,4 +137,3 @@ def create_app(settings: Settings) -> faust.App:
             return self.json({"status": "ok"})
 
     return app
-

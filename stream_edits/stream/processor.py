@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,28 +17,17 @@ import orjson
 from aiokafka.partitioner import murmur2
 from faust.types import EventT, TableT, TopicT
 
-from stream_edits.engine import ClaimEntry, DayState, EditEngine, LineDecision
+from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
-from stream_edits.stream.cache import TableCache
+from stream_edits.stream.cache import MemberCache
 from stream_edits.stream.faust_compat import bind_event
 from stream_edits.topics import line_key
 
 log = logging.getLogger(__name__)
 
-SEP = b"\x1f"
 SWEEP_EVERY_DAYS = 7
-
-
-def claim_key(key: tuple[str, str]) -> bytes:
-    """Table key of a claim entry: member_id, claim_id."""
-    return key[0].encode() + SEP + key[1].encode()
-
-
-def day_key(key: tuple[str, date]) -> bytes:
-    """Table key of a patient-day: member_id, date of service."""
-    return key[0].encode() + SEP + key[1].isoformat().encode()
 
 
 def partition_of(member_id: bytes, partitions: int) -> int:
@@ -51,6 +40,7 @@ class Stats:
     """Counters for the web view: counts only, never claim content."""
 
     events: int = 0
+    replayed: int = 0
     decisions: int = 0
     dead_letters: int = 0
     conflicts: int = 0
@@ -63,6 +53,7 @@ class Stats:
         """JSON-ready counters."""
         return {
             "events": self.events,
+            "replayed": self.replayed,
             "decisions": self.decisions,
             "dead_letters": self.dead_letters,
             "conflicts": self.conflicts,
@@ -79,20 +70,16 @@ class Processor:
     def __init__(
         self,
         rules: RuleSet,
-        claims: TableT,
-        days: TableT,
+        members: TableT,
         output: TopicT,
         dlq: TopicT,
+        flush_producer: Callable[[], Awaitable[None]],
         partitions: int,
         horizon_days: int,
     ) -> None:
-        self.claims = TableCache[tuple[str, str], ClaimEntry](
-            claims, claim_key, ClaimEntry.from_wire, ClaimEntry.to_wire
-        )
-        self.days = TableCache[tuple[str, date], DayState](
-            days, day_key, DayState.from_wire, DayState.to_wire
-        )
-        self.engine = EditEngine(rules, self.claims, self.days)
+        self.members = MemberCache(members)
+        self.engine = EditEngine(rules, self.members.claims, self.members.days)
+        self.flush_producer = flush_producer
         self.output = output
         self.dlq = dlq
         self.partitions = partitions
@@ -101,12 +88,15 @@ class Processor:
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
 
-    def process_batch(self, events: Sequence[EventT]) -> None:
-        """Process events in order, then write each touched table key once.
+    async def process_batch(self, events: Sequence[EventT]) -> None:
+        """Process events in order; send decisions; then write each touched member once.
 
-        Every output is handed to the producer before this returns; the agent acks the batch
-        only after that, and Faust flushes the producer before it commits offsets, so a crash
-        never commits an offset whose decisions were not sent (at-least-once).
+        Crash safety (at-least-once, nothing lost): decisions are delivered (producer flushed)
+        before the state that produced them is written, and offsets are committed by Faust only
+        after the agent returns from the batch. A crash before the state write replays the
+        batch against the old state: the same decisions, the same revisions, sent again. A
+        crash after it replays events the member record already applied (its applied offset):
+        they are skipped, their decisions having been delivered.
         """
         for event in events:
             try:
@@ -120,19 +110,26 @@ class Processor:
                 )
                 reason = f"internal error: {type(error).__name__}"
                 self.dead_letter(event, Rejection(reason=reason))
-        self.claims.flush()
-        self.days.flush()
+        await self.flush_producer()
+        self.members.flush()
         self.stats.batches += 1
 
     def _process(self, event: EventT) -> None:
         bind_event(event)
-        self.claims.event = self.days.event = event
+        self.members.event = event
         self.stats.events += 1
         parsed = decode_claim_line(event.value)
         if isinstance(parsed, Rejection):
             self.dead_letter(event, parsed)
             return
         self._advance_clock(event, parsed)
+        record = self.members.record(parsed.member_id)
+        offset = event.message.offset
+        if offset <= record.applied_offset:
+            self.stats.replayed += 1
+            return
+        record.applied_offset = offset
+        self.members.mark(parsed.member_id)
         outcome = self.engine.process(parsed)
         if outcome.rejection is not None:
             self.stats.conflicts += 1
@@ -217,27 +214,12 @@ class Processor:
             self._sweep(partition, boundary - self.horizon_days)
 
     def _sweep(self, partition: int, cutoff: int) -> None:
-        """Delete this partition's claim entries and days last touched before `cutoff`."""
-        # Flush first so the sweep sees this batch's writes and its deletes win over them.
-        self.claims.flush()
-        self.days.flush()
-        for cache, decode_key in ((self.claims, _claim_key_of), (self.days, _day_key_of)):
-            for raw_key, raw in list(cache.table.items()):
-                member = raw_key.split(SEP, 1)[0]
-                if partition_of(member, self.partitions) != partition:
-                    continue
-                if orjson.loads(raw)[-1] < cutoff:  # last_day is the last wire field of both
-                    cache.delete(decode_key(raw_key))
-                    self.stats.expired_keys += 1
-        self.claims.flush()
-        self.days.flush()
-
-
-def _claim_key_of(raw: bytes) -> tuple[str, str]:
-    member, claim = raw.split(SEP, 1)
-    return member.decode(), claim.decode()
-
-
-def _day_key_of(raw: bytes) -> tuple[str, date]:
-    member, dos = raw.split(SEP, 1)
-    return member.decode(), date.fromisoformat(dos.decode())
+        """Drop this partition's claim entries and days last touched before `cutoff`."""
+        for member_id in self.members.member_ids():
+            if partition_of(member_id.encode(), self.partitions) != partition:
+                continue
+            record = self.members.record(member_id)
+            expired = record.expire(cutoff)
+            if expired:
+                self.members.mark(member_id)
+                self.stats.expired_keys += expired
