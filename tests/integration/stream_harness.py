@@ -1,0 +1,163 @@
+"""Running real workers against the real broker: unique topics, worker processes, readers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from stream_edits.broker.admin import create_topics
+from stream_edits.check import final_decisions
+from stream_edits.produce import ProgressBar, publish
+from stream_edits.rules.loader import load_rules
+from stream_edits.settings import Settings
+from stream_edits.topics import kafka_client_kwargs
+
+Verdicts = dict[tuple[str, int], tuple[str, list[str], int]]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def expected_verdicts(lines: Iterable[bytes]) -> Verdicts:
+    """What `stream-edits check` decides for the same input: status, edit codes, revision."""
+    return {
+        (d.claim_id, d.line_number): (d.status.value, [e.code for e in d.edits], d.revision)
+        for d in final_decisions(lines, load_rules())
+    }
+
+
+@dataclass
+class StreamRig:
+    """One processor deployment under test: its own topics, app id, workers and state dirs."""
+
+    name: str
+    workdir: Path
+    bootstrap_servers: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings for this rig (topics and app id unique to the test)."""
+        return Settings(
+            bootstrap_servers=self.bootstrap_servers,
+            input_topic=f"lines-{self.name}",
+            output_topic=f"edits-{self.name}",
+            dlq_topic=f"dlq-{self.name}",
+            app_id=f"app-{self.name}",
+        )
+
+    async def create_topics(self) -> None:
+        """Create the rig's three topics per the contract."""
+        await create_topics(self.settings)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start `stream-edits worker` in its own process with its own state dir and web port."""
+        index = len(self.workers)
+        s = self.settings
+        env = {
+            **os.environ,
+            "STREAM_EDITS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+            "STREAM_EDITS_INPUT_TOPIC": s.input_topic,
+            "STREAM_EDITS_OUTPUT_TOPIC": s.output_topic,
+            "STREAM_EDITS_DLQ_TOPIC": s.dlq_topic,
+            "STREAM_EDITS_APP_ID": s.app_id,
+            "STREAM_EDITS_DATA_DIR": str(self.workdir / f"worker-{index}"),
+            "STREAM_EDITS_WEB_PORT": str(free_port()),
+            "STREAM_EDITS_SESSION_TIMEOUT_S": "6",
+            **self.extra_env,
+        }
+        log = open(self.workdir / f"worker-{index}.log", "ab")  # noqa: SIM115 - closed by the OS
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "info"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """kill -9: no shutdown, no flush, no commit."""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        """Stop every worker still running (SIGTERM, then SIGKILL)."""
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def logs(self) -> str:
+        """The tail of every worker's log, for assertion messages."""
+        parts = []
+        for path in sorted(self.workdir.glob("worker-*.log")):
+            parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:])
+        return "\n".join(parts)
+
+    async def produce(self, lines: Iterable[bytes]) -> int:
+        """Publish NDJSON lines keyed by member_id, like `stream-edits produce`."""
+        return await publish(self.settings, lines, ProgressBar(None, False, sys.stderr))
+
+    async def read(
+        self, topic: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Every value on `topic` from the beginning, until `done(values)` or `timeout`."""
+        # No group: the consumer reads every partition of the topic from the beginning.
+        consumer = AIOKafkaConsumer(
+            topic,
+            **kafka_client_kwargs(self.settings),
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            values: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not done(values):
+                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                for records in batch.values():
+                    values.extend(orjson.loads(r.value) for r in records if r.value)
+            return values
+        finally:
+            await consumer.stop()
+
+    async def verdicts(self, until: Verdicts, timeout: float) -> Verdicts:
+        """Latest decision per line on the output topic, read until it equals `until`."""
+        latest: Verdicts = {}
+
+        def done(values: list[dict[str, Any]]) -> bool:
+            latest.clear()
+            for v in values:
+                codes = [e["code"] for e in v["edits"]]
+                latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, v["revision"])
+            return latest == until
+
+        await self.read(self.settings.output_topic, done, timeout)
+        return latest

@@ -1,0 +1,155 @@
+"""The Faust processor end to end on the real broker: decisions, dead letters, crashes, scale-out.
+
+Every expectation is what `stream-edits check` (the same engine, offline) decides for the same
+input, so the stream is held to the engine contract, revisions included.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream_edits.bench.workload import generate
+from tests.factories import NPI_A, NPI_B
+from tests.integration.stream_harness import StreamRig, expected_verdicts
+
+pytestmark = pytest.mark.broker
+
+SAMPLES = Path(__file__).resolve().parents[2] / "topics" / "samples"
+
+
+def _line(claim: str, n: int, member: str, code: str, received: datetime, **extra: object) -> bytes:
+    event = {
+        "claim_id": claim,
+        "line_number": n,
+        "member_id": member,
+        "provider_npi": NPI_A,
+        "date_of_service": "2025-06-02",
+        "procedure_code": code,
+        "received_at": received.isoformat(),
+        **extra,
+    }
+    return orjson.dumps(event)
+
+
+def _void(claim: str, member: str, original: str, received: datetime) -> bytes:
+    return orjson.dumps(
+        {
+            "claim_id": claim,
+            "member_id": member,
+            "claim_frequency": "8",
+            "original_claim_id": original,
+            "received_at": received.isoformat(),
+        }
+    )
+
+
+async def test_sample_claims_are_decided_as_check_decides_them(rig: StreamRig) -> None:
+    lines = (SAMPLES / "claim-lines.ndjson").read_bytes().splitlines()
+    expected = expected_verdicts(lines)
+    assert {v[0] for v in expected.values()} >= {"accept", "deny", "void"}
+    rig.start_worker()
+    await rig.produce(lines)
+    assert await rig.verdicts(expected, timeout=90) == expected, rig.logs()
+
+
+async def test_day_spread_over_claims_in_reverse_order_with_void_first_and_replacement_chain(
+    rig: StreamRig,
+) -> None:
+    t0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+    m = f"M-{random.randrange(10**9)}"
+    minutes = [t0 + timedelta(minutes=i * 7) for i in range(6)]
+    day = [  # one patient-day over four claims, minutes apart
+        _line("P1", 1, m, "64461", minutes[0]),
+        _line("P2", 1, m, "64462", minutes[1]),
+        _line("P3", 1, m, "77002", minutes[2]),
+        _line("P4", 1, m, "64462", minutes[3]),
+    ]
+    chain = [  # A replaced by B replaced by C; a void of D that arrives before D
+        _line("A", 1, m + "x", "64461", minutes[0]),
+        _line("B", 1, m + "x", "64461", minutes[1], claim_frequency="7", original_claim_id="A"),
+        _line("C", 1, m + "x", "64461", minutes[2], claim_frequency="7", original_claim_id="B"),
+        _line("C", 2, m + "x", "64462", minutes[2], claim_frequency="7", original_claim_id="B"),
+        _line("D", 1, m + "y", "64461", minutes[0]),
+        _line("D", 2, m + "y", "99213", minutes[0]),
+    ]
+    arrival = list(reversed(day)) + [_void("V", m + "y", "D", minutes[5])] + list(reversed(chain))
+    expected = expected_verdicts(arrival)
+    assert expected[("P2", 1)][:2] == ("accept", [])
+    assert expected[("P4", 1)][:2] == ("deny", ["MUE_EXCEEDED"])
+    assert expected[("P3", 1)][:2] == ("deny", ["PTP_BUNDLED"])
+    assert expected[("A", 1)][0] == expected[("B", 1)][0] == "void"
+    assert expected[("C", 2)][:2] == ("accept", [])
+    assert expected[("D", 1)][0] == expected[("D", 2)][0] == "void"
+    rig.start_worker()
+    await rig.produce(arrival)
+    assert await rig.verdicts(expected, timeout=90) == expected, rig.logs()
+
+
+async def test_bad_input_goes_to_the_dead_letter_topic_and_valid_lines_still_get_decided(
+    rig: StreamRig,
+) -> None:
+    bad = (SAMPLES / "bad-claim-lines.ndjson").read_bytes().splitlines()
+    good = [_line("G1", 1, "M-good", "64461", datetime(2025, 6, 2, tzinfo=UTC))]
+    impossible = _line("G2", 1, "M-good", "64462", datetime(2025, 6, 2, tzinfo=UTC))
+    impossible = impossible.replace(b"2025-06-02", b"2025-02-30", 1)
+    bad_npi = _line(
+        "G3",
+        1,
+        "M-good",
+        "64462",
+        datetime(2025, 6, 2, tzinfo=UTC),
+        provider_npi=NPI_B[:-1] + str((int(NPI_B[-1]) + 1) % 10),
+    )
+    inputs = [*bad, impossible, bad_npi, b"{not json", *good]
+    rig.start_worker()
+    await rig.produce(inputs)
+    expected = expected_verdicts(good)
+    assert await rig.verdicts(expected, timeout=90) == expected, rig.logs()
+    letters = await rig.read(rig.settings.dlq_topic, lambda v: len(v) >= len(inputs) - 1, 30)
+    assert len(letters) == len(inputs) - 1
+    reasons = " | ".join(letter["reason"] for letter in letters)
+    for field in ("provider_npi", "date_of_service", "malformed JSON", "member_id"):
+        assert field in reasons
+    assert all(letter["source"]["topic"] == rig.settings.input_topic for letter in letters)
+    assert all(letter["raw_base64"] for letter in letters)
+
+
+async def test_kill_9_mid_stream_then_restart_ends_with_every_decision_check_gives(
+    rig: StreamRig,
+) -> None:
+    lines = generate(20_000, seed=11)
+    expected = expected_verdicts(lines)
+    first = rig.start_worker()
+    await rig.produce(lines)
+    seen: list[int] = []
+
+    async def progress() -> bool:
+        values = await rig.read(rig.settings.output_topic, lambda v: len(v) >= 4_000, 5)
+        seen.append(len(values))
+        return len(values) >= 4_000
+
+    for _ in range(60):
+        if await progress():
+            break
+    assert seen[-1] >= 4_000, rig.logs()
+    rig.kill(first)  # somewhere in the middle: decisions sent, offsets and state partly behind
+    rig.start_worker()
+    got = await rig.verdicts(expected, timeout=240)
+    missing = {k: v for k, v in expected.items() if got.get(k) != v}
+    assert not missing, (len(missing), list(missing.items())[:5], rig.logs())
+
+
+async def test_two_workers_in_one_group_give_the_same_result_as_one(rig: StreamRig) -> None:
+    lines = generate(6_000, seed=23)
+    expected = expected_verdicts(lines)
+    rig.start_worker()
+    rig.start_worker()
+    await rig.produce(lines)
+    got = await rig.verdicts(expected, timeout=180)
+    assert got == expected, rig.logs()
+    assert all(w.poll() is None for w in rig.workers), rig.logs()
