@@ -67,22 +67,24 @@ def dependency_depths(codes: Iterable[str], dos: date, rules: RuleSet) -> dict[s
         preds[code] = (before & present) - {code}
     depth: dict[str, int] = {}
     visiting: set[str] = set()
-
-    def visit(code: str) -> int:
-        if code in depth:
-            return depth[code]
-        visiting.add(code)
-        d = 0
-        for p in sorted(preds[code]):
-            if p not in visiting:
-                d = max(d, visit(p) + 1)
-        visiting.discard(code)
-        depth[code] = d
-        return d
-
     for code in sorted(present):
-        visit(code)
+        _visit(code, preds, depth, visiting)
     return depth
+
+
+def _visit(code: str, preds: dict[str, set[str]], depth: dict[str, int], visiting: set[str]) -> int:
+    # A module-level function, not a closure over itself: a self-referencing closure is a
+    # reference cycle per call, left for the cyclic garbage collector.
+    if code in depth:
+        return depth[code]
+    visiting.add(code)
+    d = 0
+    for p in sorted(preds[code]):
+        if p not in visiting:
+            d = max(d, _visit(p, preds, depth, visiting) + 1)
+    visiting.discard(code)
+    depth[code] = d
+    return d
 
 
 def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[Verdict]:
