@@ -138,6 +138,10 @@ async def test_kill_9_mid_stream_then_restart_ends_with_every_decision_check_giv
             break
     assert seen[-1] >= 4_000, rig.logs()
     rig.kill(first)  # somewhere in the middle: decisions sent, offsets and state partly behind
+    at_kill = await rig.read(rig.settings.output_topic, lambda v: False, 3)
+    decided = {(v["claim_id"], v["line_number"]) for v in at_kill}
+    assert len(decided) < len(expected), "the worker finished before it was killed"
+    print(f"killed after {len(decided)} of {len(expected)} lines were decided")
     rig.start_worker()
     got = await rig.verdicts(expected, timeout=240)
     missing = {k: v for k, v in expected.items() if got.get(k) != v}
