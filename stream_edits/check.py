@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -25,22 +27,39 @@ def final_decisions(
     """
     engine = EditEngine(rules)
     latest: dict[tuple[str, int], LineDecision] = {}
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        event = decode_claim_line(raw, input_line=number)
-        if isinstance(event, Rejection):
-            if rejects is not None:
-                rejects.append(event)
-            continue
-        outcome = engine.process(event)
-        if outcome.rejection is not None:
-            if rejects is not None:
-                rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
-            continue
-        for decision in outcome.decisions:
-            latest[(decision.claim_id, decision.line_number)] = decision
+    with _gc_paused():
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            event = decode_claim_line(raw, input_line=number)
+            if isinstance(event, Rejection):
+                if rejects is not None:
+                    rejects.append(event)
+                continue
+            outcome = engine.process(event)
+            if outcome.rejection is not None:
+                if rejects is not None:
+                    rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
+                continue
+            for decision in outcome.decisions:
+                latest[(decision.claim_id, decision.line_number)] = decision
     return list(latest.values())
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the engine's state grows.
+
+    Decoding and deciding create no reference cycles, so reference counting frees everything;
+    the collector would only re-scan the ever-growing state (a tenth of the run time).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read(path: str) -> Iterator[bytes]:
