@@ -119,9 +119,11 @@ async def test_bad_input_goes_to_the_dead_letter_topic_and_valid_lines_still_get
     assert all(letter["raw_base64"] for letter in letters)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_kill_9_mid_stream_then_restart_ends_with_every_decision_check_gives(
-    rig: StreamRig,
+    rig: StreamRig, guarantee: str
 ) -> None:
+    rig.extra_env["STREAM_EDITS_PROCESSING_GUARANTEE"] = guarantee
     lines = generate(20_000, seed=11)
     expected = expected_verdicts(lines)
     first = rig.start_worker()
