@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +25,8 @@ MODIFIER_PATTERN = r"^[A-Z0-9]{2}$"
 LINE_FIELDS = ("line_number", "provider_npi", "date_of_service", "procedure_code")
 
 
+# A payer's claims come from a bounded set of practitioners: most NPIs were checked before.
+@lru_cache(maxsize=1 << 16)
 def npi_is_valid(npi: str) -> bool:
     """True when `npi` is 10 digits, the last a Luhn check digit over "80840" + the first 9."""
     if not NPI_PATTERN.match(npi):
