@@ -21,16 +21,17 @@ from stream_edits.rules.tables import RuleSet
 
 ClaimKey = tuple[str, str]
 DayKey = tuple[str, date]
-K = TypeVar("K")
+K = TypeVar("K", contravariant=True)
 V = TypeVar("V")
 
 
 class StateMap(Protocol[K, V]):
     """The part of a mapping the engine uses: a dict, or a write-back cache over a table."""
 
-    def get(self, key: K) -> V | None: ...
+    def get(self, key: K, /) -> V | None: ...
 
-    def __setitem__(self, key: K, value: V) -> None: ...
+    def __setitem__(self, key: K, value: V, /) -> None: ...
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -231,13 +232,13 @@ class EditEngine:
         entry.retracted = True
         decisions: list[LineDecision] = []
         touched: dict[date, set[str]] = {}
-        for number, line in sorted(entry.lines.items()):
-            if line.in_day:
-                touched.setdefault(line.dos, set())
-            elif line.status != Status.VOID:
-                line.status = Status.VOID.value
-                line.revision += 1
-                decisions.append(_stub_decision(member, claim_id, number, line))
+        for number, known in sorted(entry.lines.items()):
+            if known.in_day:
+                touched.setdefault(known.dos, set())
+            elif known.status != Status.VOID:
+                known.status = Status.VOID.value
+                known.revision += 1
+                decisions.append(_stub_decision(member, claim_id, number, known))
         for dos in sorted(touched):
             day = self.days.get((member, dos))
             if day is None:  # expired beyond the horizon: nothing left to re-decide

@@ -19,12 +19,23 @@ from stream_edits.rules.tables import RuleSet
 class GroupLine(Protocol):
     """What the decision needs of a line."""
 
-    claim_id: str
-    line_number: int
-    code: str
-    units: int
-    modifiers: Sequence[str]
-    received_us: int
+    @property
+    def claim_id(self) -> str: ...
+
+    @property
+    def line_number(self) -> int: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def units(self) -> int: ...
+
+    @property
+    def modifiers(self) -> Sequence[str]: ...
+
+    @property
+    def received_us(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ to bottom. `create_app` builds it from one Settings object; `stream_edits.app` e
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
@@ -106,10 +107,12 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(source, name="decide_lines", concurrency=1)
     async def decide_lines(stream: StreamT[bytes]) -> None:
         within = settings.batch_within_ms / 1000
-        async for events in stream.take_events(settings.batch_max, within=within):
+        # take_events is on faust.Stream, not on the StreamT protocol.
+        batches = cast(faust.Stream[bytes], stream).take_events(settings.batch_max, within)
+        async for events in batches:
             await processor.process_batch(events)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def quiet_chatty_loggers() -> None:
         for name in CHATTY_LOGGERS:
             logger = logging.getLogger(name)

@@ -85,13 +85,13 @@ class MemberCache:
     store and the changelog partition are the member's.
     """
 
-    def __init__(self, table: TableT) -> None:
+    def __init__(self, table: TableT[bytes, bytes]) -> None:
         self.table = table
         self._records: dict[str, MemberRecord] = {}
-        self._dirty: dict[str, EventT] = {}
+        self._dirty: dict[str, EventT[bytes]] = {}
         self.claims = _ClaimsView(self)
         self.days = _DaysView(self)
-        self.event: EventT | None = None  # the event being processed, set by the processor
+        self.event: EventT[bytes] | None = None  # the event being processed, set by the processor
 
     def record(self, member_id: str) -> MemberRecord:
         """The member's record, read from the table on first use in this batch."""

@@ -8,7 +8,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 
-def bind_event(event: EventT) -> None:
+def bind_event(event: EventT[bytes]) -> None:
     """Make `event` Faust's current event.
 
     Faust routes a table read or write (RocksDB partition store and changelog partition) by the

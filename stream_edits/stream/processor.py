@@ -32,7 +32,8 @@ SWEEP_EVERY_DAYS = 7
 
 def partition_of(member_id: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a member_id key."""
-    return (murmur2(member_id) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(member_id)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Processor:
     def __init__(
         self,
         rules: RuleSet,
-        members: TableT,
+        members: TableT[bytes, bytes],
         output: TopicT,
         dlq: TopicT,
         flush_producer: Callable[[], Awaitable[None]],
@@ -88,7 +89,7 @@ class Processor:
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
 
-    async def process_batch(self, events: Sequence[EventT]) -> None:
+    async def process_batch(self, events: Sequence[EventT[bytes]]) -> None:
         """Process events in order; send decisions; then write each touched member once.
 
         Crash safety (at-least-once, nothing lost): decisions are delivered (producer flushed)
@@ -114,7 +115,7 @@ class Processor:
         self.members.flush()
         self.stats.batches += 1
 
-    def _process(self, event: EventT) -> None:
+    def _process(self, event: EventT[bytes]) -> None:
         bind_event(event)
         self.members.event = event
         self.stats.events += 1
@@ -143,7 +144,7 @@ class Processor:
             decisions = self.engine.restate_event(parsed)
         self._publish(event, decisions)
 
-    def _publish(self, event: EventT, decisions: list[LineDecision]) -> None:
+    def _publish(self, event: EventT[bytes], decisions: list[LineDecision]) -> None:
         message = event.message
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         decided_at = datetime.now(UTC).isoformat()
@@ -161,7 +162,7 @@ class Processor:
             )
         self.stats.decisions += len(decisions)
 
-    def dead_letter(self, event: EventT, rejection: Rejection) -> None:
+    def dead_letter(self, event: EventT[bytes], rejection: Rejection) -> None:
         """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""
         message = event.message
         raw: bytes = message.value or b""
@@ -195,7 +196,7 @@ class Processor:
 
     # -- expiry by stream time ------------------------------------------------------------------
 
-    def _advance_clock(self, event: EventT, parsed: ClaimLineEvent) -> None:
+    def _advance_clock(self, event: EventT[bytes], parsed: ClaimLineEvent) -> None:
         """Track the partition's stream time (newest received_at) and sweep on week boundaries.
 
         Sweeps happen at fixed stream-time boundaries, so a replay of the same partition expires
