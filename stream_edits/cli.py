@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rates", default="1000,5000", help="offered rates for latency runs")
     bench.add_argument("--latency-seconds", type=float, default=10.0)
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
+    bench.add_argument("--seed", type=int, default=7, help="workload seed")
+    bench.add_argument("--pipelines", default="raw,faust,processor", help="which to run")
+    bench.add_argument("--store", default=None, help="processor store (default: settings)")
+    bench.add_argument(
+        "--processor-env", action="append", metavar="NAME=VALUE", help="extra env (repeatable)"
+    )
+    bench.add_argument("--profile", default="", help="py-spy these pipelines while draining")
+    bench.add_argument("--keep-topics", action="store_true", help="do not delete bench topics")
     bench.set_defaults(handler=_bench)
     return parser
 

@@ -1,0 +1,274 @@
+"""`stream-edits bench`: the processor against the client's and the framework's ceilings, one run.
+
+Three pipelines, each with fresh topics of `settings.partitions` partitions on the same broker and
+each in its own process: (a) raw aiokafka consume → orjson.loads → produce, (b) a Faust
+pass-through agent with default settings, (c) the real processor (`stream-edits worker`). Each
+first drains a pre-produced backlog of `--lines` lines (sustained lines/s), then gets lines at
+each offered rate for `--latency-seconds` (end-to-end latency percentiles). `check` throughput and
+state bytes per patient-day are measured offline over the same backlog.
+
+Writes `<out>/bench.json`, `<out>/latency.png` and the pipelines' logs in `<out>/logs/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from stream_edits.bench import measure, offline, profiling, report
+from stream_edits.bench.workload import generate
+from stream_edits.produce import member_key
+from stream_edits.rules.loader import load_rules
+from stream_edits.settings import Settings
+
+PIPELINES = ("raw", "faust", "processor")
+LABELS = {
+    "raw": "(a) raw aiokafka",
+    "faust": "(b) Faust pass-through",
+    "processor": "(c) stream-edits processor",
+}
+TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.2, "processor_p99_ms_at_5000": 50.0}
+METHOD = [
+    "Each pipeline runs in its own process with fresh topics; this process only produces input "
+    "and consumes output with aiokafka.",
+    "Drain lines/s: input lines consumed per second while draining the pre-produced backlog, "
+    "from the first output's CreateTime to the output that completes the count. A partition is "
+    "processed in order, so an output for input offset o proves every line up to o in that "
+    "partition consumed (the processor publishes nothing for some lines, e.g. a void of an "
+    "already retracted claim). Pipeline start-up is excluded (first_output_after_s).",
+    "The processor's outputs are mapped back to input lines through `source` (partition, "
+    "offset) in decisions and dead letters; the pass-through pipelines forward a header "
+    "holding the line's index.",
+    "Latency: from this process's producer.send call to this process fetching the line's first "
+    "output. Lines the processor answers with nothing are not expected; lines not answered "
+    "within the settle timeout count as missing, not in the percentiles.",
+    "check: stream_edits.check.final_decisions over the backlog, one pass, in this process.",
+    "State: orjson wire bytes of every ClaimEntry and DayState after the engine ran over the "
+    "backlog, per distinct (member_id, date_of_service); also as stored (one MemberRecord per "
+    "member, plus its key).",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _parse_env(pairs: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--processor-env wants NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def _pipeline(
+    name: str, settings: Settings, run_id: str, data_dir: Path, args: argparse.Namespace
+) -> measure.Pipeline:
+    source, sink = f"{run_id}-{name}-in", f"{run_id}-{name}-out"
+    module = [sys.executable, "-m", "stream_edits.bench.pipelines"]
+    common = ["--bootstrap", settings.bootstrap_servers, "--source", source, "--sink", sink]
+    env = dict(os.environ)
+    if name == "raw":
+        command = [*module, "raw", *common, "--group", f"{run_id}-raw"]
+        return measure.Pipeline(name, LABELS[name], source, (sink,), command, env, stamped=True)
+    if name == "faust":
+        app_id = f"{run_id}-faust"
+        command = [*module, "faust", *common, "--group", app_id]
+        command += ["--datadir", str(data_dir / name), "--web-port", str(_free_port())]
+        return measure.Pipeline(
+            name, LABELS[name], source, (sink,), command, env, stamped=True, app_id=app_id
+        )
+    app_id = f"{run_id}-processor"
+    processor_settings = settings.model_copy(
+        update={
+            "input_topic": source,
+            "output_topic": sink,
+            "dlq_topic": f"{run_id}-{name}-dlq",
+            "app_id": app_id,
+            "data_dir": data_dir / name,
+            "store": args.store or settings.store,
+            "web_port": _free_port(),
+        }
+    )
+    for field in ("bootstrap_servers", "partitions", "input_topic", "output_topic", "dlq_topic",
+                  "app_id", "data_dir", "store", "web_port"):  # fmt: skip
+        env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
+    env.update(_parse_env(args.processor_env))
+    command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
+    return measure.Pipeline(
+        name,
+        LABELS[name],
+        source,
+        (processor_settings.output_topic, processor_settings.dlq_topic),
+        command,
+        env,
+        stamped=False,
+        settings=processor_settings,
+        app_id=app_id,
+    )
+
+
+def _profiled(args: argparse.Namespace) -> set[str]:
+    return {p.strip() for p in (args.profile or "").split(",") if p.strip()}
+
+
+def _throughput(results: dict[str, Any], name: str) -> float | None:
+    result = results.get(name)
+    if result is None or "throughput" not in result:
+        return None
+    value: float = result["throughput"]["lines_per_s"]
+    return value
+
+
+async def _measure_all(
+    settings: Settings,
+    args: argparse.Namespace,
+    names: list[str],
+    workload: measure.Workload,
+    out: Path,
+) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+    run_id = f"bench-{uuid.uuid4().hex[:10]}"
+    profiled = _profiled(args)
+    results: dict[str, Any] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="stream-edits-bench-") as tmp:
+        for name in names:
+            pipeline = _pipeline(name, settings, run_id, Path(tmp), args)
+            options = measure.Options(
+                partitions=settings.partitions,
+                drain_timeout_s=60 + args.lines / 1000,
+                settle_timeout_s=max(10.0, 2 * args.latency_seconds),
+                log_dir=out / "logs",
+                profile=name in profiled,
+                keep_topics=args.keep_topics,
+            )
+            _say(f"{pipeline.label}: backlog of {args.lines:,} lines, then paced runs")
+            try:
+                result = await measure.Run(settings, pipeline, workload, options).measure()
+            except measure.BenchError as error:
+                _say(f"{name} failed: {error}")
+                results[name] = {"label": pipeline.label, "error": str(error)}
+                continue
+            samples[name] = result.pop("samples_ms")
+            results[name] = result
+            _say(f"{name}: {result['throughput']['lines_per_s']:,.0f} lines/s")
+    return results, samples
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the bench; print the table; write bench.json and latency.png. Exit code."""
+    from stream_edits.broker.local import broker_answers
+
+    started = time.perf_counter()
+    try:
+        rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
+        names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+        _parse_env(args.processor_env)
+    except ValueError as error:
+        print(f"stream-edits bench: {error}", file=sys.stderr)
+        return 2
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or any(r <= 0 for r in rates) or args.lines < 1 or args.latency_seconds <= 0:
+        print(
+            "stream-edits bench: --lines, --rates and --latency-seconds must be positive; "
+            f"--pipelines from {','.join(PIPELINES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if broker_answers(settings.bootstrap_servers, 10.0) is None:
+        print(
+            f"stream-edits bench: no broker at {settings.bootstrap_servers}: "
+            "`stream-edits kafka start`",
+            file=sys.stderr,
+        )
+        return 1
+    out: Path = args.out
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    machine = report.machine_info(settings)
+
+    phases, start = [], args.lines
+    for rate in rates:
+        count = max(1, round(rate * args.latency_seconds))
+        phases.append(measure.Phase(rate, start, count))
+        start += count
+    _say(f"generating {start:,} lines (seed {args.seed})")
+    lines = generate(start, seed=args.seed)
+    keys = [member_key(line) for line in lines]
+    rules = load_rules(settings.rules_dir)
+    _say("offline: check throughput and state size")
+    check = offline.time_check(lines[: args.lines], rules)
+    answered, state = offline.simulate(lines, rules, args.lines)
+    workload = measure.Workload(lines, keys, args.lines, phases, answered)
+
+    results, samples = asyncio.run(_measure_all(settings, args, names, workload, out))
+
+    raw, faust, processor = (_throughput(results, n) for n in PIPELINES)
+    p99_5000 = results.get("processor", {}).get("latency", {}).get("5000", {}).get("p99_ms")
+    ratios = {
+        "processor_vs_raw": report.ratio(processor, raw),
+        "processor_vs_faust": report.ratio(processor, faust),
+        "faust_vs_raw": report.ratio(faust, raw),
+    }
+    machine["loadavg_after"] = list(os.getloadavg())
+    data: dict[str, Any] = {
+        "config": {
+            "lines": args.lines,
+            "rates": rates,
+            "latency_seconds": args.latency_seconds,
+            "partitions": settings.partitions,
+            "processor_store": args.store or settings.store,
+            "processor_env": _parse_env(args.processor_env),
+            "seed": args.seed,
+            "bootstrap_servers": settings.bootstrap_servers,
+        },
+        "machine": machine,
+        "pipelines": results,
+        "ratios": ratios,
+        "check": {
+            "lines": check.lines,
+            "decisions": check.decisions,
+            "seconds": round(check.seconds, 3),
+            "lines_per_s": round(check.lines_per_s, 1),
+        },
+        "state": state.as_dict(),
+        "targets": {
+            **TARGETS,
+            "met": {
+                "processor_vs_faust": (ratios["processor_vs_faust"] or 0) >= 2.0,
+                "processor_vs_raw": (ratios["processor_vs_raw"] or 0) >= 0.2,
+                "processor_p99_ms_at_5000": p99_5000 is not None and p99_5000 < 50.0,
+            },
+        },
+        "method": METHOD,
+    }
+    for name in results:
+        path = out / f"profile-{name}.txt"
+        if name in _profiled(args) and path.is_file():
+            data.setdefault("profiles", {})[name] = profiling.summary(path.read_text())
+    data["elapsed_s"] = round(time.perf_counter() - started, 1)
+    report.write_json(data, out / "bench.json")
+    report.plot_latency(samples, LABELS, out / "latency.png")
+    print(report.format_table(data))
+    for name, summary in data.get("profiles", {}).items():
+        print(f"\nprofile of {name} while draining the backlog:")
+        print(profiling.format_summary(summary))
+    print(f"\nwrote {out / 'bench.json'} and {out / 'latency.png'} in {data['elapsed_s']} s")
+    failed = [n for n, r in results.items() if "error" in r]
+    return 1 if failed else 0
