@@ -17,7 +17,7 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import accumulate
 
 import orjson
@@ -26,7 +26,6 @@ FIRST_DATE_OF_SERVICE = date(2025, 3, 3)
 DAYS_OF_SERVICE = 60
 BLOCK_DAY_RATE = 0.12  # share of patient-days that carry the 64461-64463 family
 
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _HOUR = 3600
 _DAY = 86_400
 
@@ -111,6 +110,8 @@ class _Workload:
         self.npis = [npi_for(7919 * (n + 1)) for n in range(providers)]
         # A few of them (anesthesia, pain medicine) perform the blocks.
         self.block_npis = self.npis[: max(2, providers // 5)]
+        # Each provider's claims are stamped in its clearinghouse's zone.
+        self.zones = {npi: self.rng.choice(_ZONES) for npi in self.npis}
         self.events: list[tuple[int, int, bytes]] = []  # (arrival, sequence, payload)
         self.live: list[_Claim] = []  # claims not yet replaced or voided
         self.next_claim = 0
@@ -142,14 +143,13 @@ class _Workload:
             npi = rng.choice(self.npis)
         count = rng.choices(_LINES_PER_DAY, cum_weights=_LINES_PER_DAY_WEIGHTS)[0]
         lines = [self._unrelated_line(count > 1) for _ in range(count)]
-        first = self._claim(member, npi, dos, lines, self._received_after(dos))
+        first = self._claim(member, npi, dos, lines, self._received_after(dos, npi))
         if count > 1 and rng.random() < 0.1:
             # The lab (or another practitioner) bills its part of the day on its own claim.
             cut = rng.randrange(1, count)
             first.lines, rest = lines[:cut], lines[cut:]
-            second = self._claim(
-                member, rng.choice(self.npis), dos, rest, first.received + rng.randrange(_DAY)
-            )
+            other = rng.choice(self.npis)
+            second = self._claim(member, other, dos, rest, self._received_after(dos, other))
             return [first, second]
         return [first]
 
@@ -175,7 +175,7 @@ class _Workload:
             (separate if rng.random() < 0.4 else lines).append((code, modifiers, 1))
         for _ in range(rng.choices((0, 1, 2), (50, 35, 15))[0]):
             lines.append(self._unrelated_line(True))
-        claims = [self._claim(member, npi, dos, lines[:6], self._received_after(dos))]
+        claims = [self._claim(member, npi, dos, lines[:6], self._received_after(dos, npi))]
         if separate:
             later = claims[0].received + rng.randrange(5 * 60, 90 * 60)
             claims.append(self._claim(member, npi, dos, separate, later))
@@ -193,10 +193,11 @@ class _Workload:
     def _side_modifiers(self) -> tuple[str, ...]:
         return self.rng.choices(((), ("50",), ("RT",), ("LT",)), (70, 10, 10, 10))[0]
 
-    def _received_after(self, dos: date) -> int:
+    def _received_after(self, dos: date, npi: str) -> int:
         """A receipt time a few hours to a few days (rarely weeks) after the date of service."""
         rng = self.rng
-        start = (dos.toordinal() - _EPOCH_ORDINAL) * _DAY
+        # The start of the date of service in the provider's zone, in seconds since the epoch.
+        start = int(datetime.combine(dos, time.min, self.zones[npi]).timestamp())
         spread = rng.random()
         if spread < 0.7:
             return start + rng.randrange(3 * _HOUR, 48 * _HOUR)
@@ -207,8 +208,8 @@ class _Workload:
     def _claim(self, member: str, npi: str, dos: date, lines: list[Line], received: int) -> _Claim:
         self.next_claim += 1
         has_block = any(code.startswith("6446") for code, _, _ in lines)
-        zone = self.rng.choice(_ZONES)
-        return _Claim(f"C{self.next_claim:09d}", member, npi, dos, received, zone, lines, has_block)
+        claim_id = f"C{self.next_claim:09d}"
+        return _Claim(claim_id, member, npi, dos, received, self.zones[npi], lines, has_block)
 
     # -- corrections ------------------------------------------------------------------------------
 
