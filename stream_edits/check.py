@@ -25,24 +25,31 @@ def final_decisions(
 
     Invalid or conflicting inputs get no decision; they are appended to `rejects` when given.
     """
-    engine = EditEngine(rules)
-    latest: dict[tuple[str, int], LineDecision] = {}
     with _gc_paused():
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            event = decode_claim_line(raw, input_line=number)
-            if isinstance(event, Rejection):
-                if rejects is not None:
-                    rejects.append(event)
-                continue
-            outcome = engine.process(event)
-            if outcome.rejection is not None:
-                if rejects is not None:
-                    rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
-                continue
-            for decision in outcome.decisions:
-                latest[(decision.claim_id, decision.line_number)] = decision
+        # The engine's state is freed when _decide returns, before the collector resumes: it
+        # would otherwise scan all of it once more.
+        return _decide(lines, EditEngine(rules), rejects)
+
+
+def _decide(
+    lines: Iterable[bytes], engine: EditEngine, rejects: list[Rejection] | None
+) -> list[LineDecision]:
+    latest: dict[tuple[str, int], LineDecision] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        event = decode_claim_line(raw, input_line=number)
+        if isinstance(event, Rejection):
+            if rejects is not None:
+                rejects.append(event)
+            continue
+        outcome = engine.process(event)
+        if outcome.rejection is not None:
+            if rejects is not None:
+                rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
+            continue
+        for decision in outcome.decisions:
+            latest[(decision.claim_id, decision.line_number)] = decision
     return list(latest.values())
 
 
