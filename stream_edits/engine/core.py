@@ -38,7 +38,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def fingerprint(event: ClaimLineEvent) -> str:
     """A stable digest of an event's content: equal for an exact redelivery, unequal otherwise."""
-    return hashlib.blake2b(event.model_dump_json().encode(), digest_size=8).hexdigest()
+    # The bytes model_dump_json would return, without decoding them to str and encoding back.
+    content = event.__pydantic_serializer__.to_json(event)
+    return hashlib.blake2b(content, digest_size=8).hexdigest()
 
 
 def received_us(event: ClaimLineEvent) -> int:
