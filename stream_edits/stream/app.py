@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> faust.App:
         members,
         claim_edits,
         dead_letters,
-        lambda: app.producer.flush(),
+        app.maybe_start_producer,
         settings.partitions,
         settings.horizon_days,
     )
@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> faust.App:
             async for event in stream.events():
                 parsed = decode_claim_line(event.value)
                 if isinstance(parsed, Rejection):
-                    processor.dead_letter(event, parsed)
+                    await processor.dead_letter_now(event, parsed)
                 else:
                     await source.send(key=parsed.member_id.encode(), value=event.value)
 

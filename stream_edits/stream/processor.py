@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import EventT, TableT, TopicT
+from faust.types import EventT, ProducerT, TableT, TopicT
 
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.intake import decode_claim_line
@@ -74,15 +74,19 @@ class Processor:
         members: TableT[bytes, bytes],
         output: TopicT,
         dlq: TopicT,
-        flush_producer: Callable[[], Awaitable[None]],
+        producer: Callable[[], Awaitable[ProducerT]],
         partitions: int,
         horizon_days: int,
     ) -> None:
         self.members = MemberCache(members)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
-        self.flush_producer = flush_producer
-        self.output = output
-        self.dlq = dlq
+        self.producer = producer
+        self.output = output.get_topic_name()
+        self.dlq = dlq.get_topic_name()
+        # Messages of the batch in the making: sent together at its end, straight to the
+        # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
+        # a Faust send; we need no per-message callback, only the flush).
+        self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.stats = Stats()
@@ -111,7 +115,12 @@ class Processor:
                 )
                 reason = f"internal error: {type(error).__name__}"
                 self.dead_letter(event, Rejection(reason=reason))
-        await self.flush_producer()
+        # The producer is the transaction manager under exactly_once, so sends stay transactional.
+        producer = await self.producer()
+        for topic, key, value, partition in self._outbox:
+            await producer.send(topic, key, value, partition, None, None)
+        self._outbox.clear()
+        await producer.flush()
         self.members.flush()
         self.stats.batches += 1
 
@@ -155,12 +164,16 @@ class Processor:
             value["source"] = source
             # Same partition as the input: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
-            self.output.send_soon(
-                key=line_key(decision.claim_id, decision.line_number),
-                value=orjson.dumps(value),
-                partition=message.partition,
-            )
+            key = line_key(decision.claim_id, decision.line_number)
+            self._outbox.append((self.output, key, orjson.dumps(value), message.partition))
         self.stats.decisions += len(decisions)
+
+    async def dead_letter_now(self, event: EventT[bytes], rejection: Rejection) -> None:
+        """Dead-letter one event outside a batch and wait until it is delivered."""
+        self.dead_letter(event, rejection)
+        message = self._outbox.pop()
+        producer = await self.producer()
+        await (await producer.send(*message, None, None))
 
     def dead_letter(self, event: EventT[bytes], rejection: Rejection) -> None:
         """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""
@@ -180,11 +193,8 @@ class Processor:
             ),
             failed_at=datetime.now(UTC),
         )
-        self.dlq.send_soon(
-            key=message.key,
-            value=orjson.dumps(letter.model_dump(mode="json", exclude_none=True)),
-            partition=message.partition,
-        )
+        value = orjson.dumps(letter.model_dump(mode="json", exclude_none=True))
+        self._outbox.append((self.dlq, message.key, value, message.partition))
         self.stats.dead_letters += 1
         log.warning(
             "dead-lettered %s[%d]@%d: %s",

@@ -148,15 +148,19 @@ class StreamRig:
         finally:
             await consumer.stop()
 
-    async def verdicts(self, until: Verdicts, timeout: float) -> Verdicts:
-        """Latest decision per line on the output topic, read until it equals `until`."""
+    async def verdicts(self, until: Verdicts, timeout: float, revisions: bool = True) -> Verdicts:
+        """Latest decision per line on the output topic, read until it equals `until`.
+
+        Without `revisions`, every revision number reads as 0.
+        """
         latest: Verdicts = {}
 
         def done(values: list[dict[str, Any]]) -> bool:
             latest.clear()
             for v in values:
                 codes = [e["code"] for e in v["edits"]]
-                latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, v["revision"])
+                revision = v["revision"] if revisions else 0
+                latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, revision)
             return latest == until
 
         await self.read(self.settings.output_topic, done, timeout)

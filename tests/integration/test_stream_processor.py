@@ -12,8 +12,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from stream_edits.bench.workload import generate
+from stream_edits.topics import kafka_client_kwargs
 from tests.factories import NPI_A, NPI_B
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 
@@ -159,3 +161,23 @@ async def test_two_workers_in_one_group_give_the_same_result_as_one(rig: StreamR
     got = await rig.verdicts(expected, timeout=180)
     assert got == expected, rig.logs()
     assert all(w.poll() is None for w in rig.workers), rig.logs()
+
+
+async def test_unkeyed_input_is_regrouped_by_member_before_deciding(rig: StreamRig) -> None:
+    rig.extra_env["STREAM_EDITS_INPUT_KEYED_BY_MEMBER"] = "false"
+    lines = generate(2_000, seed=5)
+    # Unkeyed, a member's lines reach the re-keying agent in no fixed order: final decisions are
+    # order-independent, revision numbers are not, so they are left out of the comparison.
+    expected = {k: (status, edits, 0) for k, (status, edits, _) in expected_verdicts(lines).items()}
+    rig.start_worker()
+    producer = AIOKafkaProducer(**kafka_client_kwargs(rig.settings))
+    await producer.start()
+    try:  # no key: the broker spreads each member's lines over every partition
+        for raw in [*lines, b'{"member_id": 7}']:
+            await producer.send(rig.settings.input_topic, raw)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    assert await rig.verdicts(expected, timeout=120, revisions=False) == expected, rig.logs()
+    letters = await rig.read(rig.settings.dlq_topic, lambda v: len(v) >= 1, 30)
+    assert [letter["source"]["topic"] for letter in letters] == [rig.settings.input_topic]
