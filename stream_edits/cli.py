@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(handler=_tail)
 
     bench = sub.add_parser("bench", help="benchmark the processor against its ceilings")
-    bench.add_argument("--lines", type=int, default=100_000)
+    bench.add_argument("--lines", type=int, default=50_000, help="backlog lines")
     bench.add_argument("--rates", default="1000,5000", help="offered rates for latency runs")
     bench.add_argument("--latency-seconds", type=float, default=10.0)
     bench.add_argument("--out", type=Path, default=Path("bench-results"))

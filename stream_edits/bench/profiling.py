@@ -21,7 +21,11 @@ from typing import Any
 _THREAD = re.compile(r"^thread \((\d+)\)(?::\s*(.*))?$")
 _LINE = re.compile(r":\d+\)$")
 # Leaf frames where a thread waits rather than runs Python code.
-_IDLE_LEAVES = ("select (selectors.py", "wait (threading.py", "_wait_for_tstate_lock (")
+_IDLE_LEAVES = {
+    ("select", "selectors.py"),
+    ("wait", "threading.py"),
+    ("_wait_for_tstate_lock", "threading.py"),
+}
 
 
 @dataclass
@@ -38,6 +42,12 @@ class ThreadProfile:
     def busy(self) -> int:
         """Samples running (or waiting on the GIL in) Python code."""
         return self.samples - self.idle
+
+
+def _is_idle(leaf: str) -> bool:
+    """True when the leaf frame waits (the event loop's select, a lock) instead of running."""
+    name, _, where = leaf.partition(" (")
+    return (name.rsplit(".", 1)[-1], where.split(":", 1)[0]) in _IDLE_LEAVES
 
 
 def _function(frame: str) -> str:
@@ -62,7 +72,7 @@ def parse(text: str) -> dict[int, ThreadProfile]:
         if match.group(2) and not thread.name:
             thread.name = match.group(2)
         thread.samples += count
-        if not frames or frames[-1].startswith(_IDLE_LEAVES):
+        if not frames or _is_idle(frames[-1]):
             thread.idle += count
             continue
         thread.self_counts[_function(frames[-1])] += count

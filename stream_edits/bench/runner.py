@@ -258,17 +258,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         },
         "method": METHOD,
     }
-    for name in results:
-        path = out / f"profile-{name}.txt"
-        if name in _profiled(args) and path.is_file():
-            data.setdefault("profiles", {})[name] = profiling.summary(path.read_text())
+    for name in _profiled(args) & set(results):
+        for phase in ["drain", *(str(rate) for rate in rates)]:
+            path = out / f"profile-{name}-{phase}.txt"
+            if path.is_file():
+                profiles = data.setdefault("profiles", {}).setdefault(name, {})
+                profiles[phase] = profiling.summary(path.read_text())
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
     report.write_json(data, out / "bench.json")
     report.plot_latency(samples, LABELS, out / "latency.png")
     print(report.format_table(data))
-    for name, summary in data.get("profiles", {}).items():
-        print(f"\nprofile of {name} while draining the backlog:")
-        print(profiling.format_summary(summary))
+    for name, by_phase in data.get("profiles", {}).items():
+        for phase, summary in by_phase.items():
+            what = "draining the backlog" if phase == "drain" else f"at {phase} lines/s"
+            print(f"\nprofile of {name} {what}:")
+            print(profiling.format_summary(summary))
     print(f"\nwrote {out / 'bench.json'} and {out / 'latency.png'} in {data['elapsed_s']} s")
     failed = [n for n, r in results.items() if "error" in r]
     return 1 if failed else 0
