@@ -2,7 +2,10 @@
 
 `py-spy record --threads --idle --format raw` writes one line per distinct stack:
 `thread (TID): NAME;frame;frame;... COUNT`, each frame `function (file:line)`. Shares here are of
-the main thread's samples (wall time, idle included) and of its busy samples.
+the main thread's samples (wall time, idle included) and of its busy samples. Non-blocking
+sampling reads some stacks while they change, so they come out cut short of their root: self
+time counts every sample's leaf, inclusive time only the stacks read whole (scaled to all busy
+samples).
 
     python -m stream_edits.bench.profiling bench-results/profile-processor.txt
 """
@@ -35,8 +38,10 @@ class ThreadProfile:
     name: str
     samples: int = 0
     idle: int = 0
+    whole: int = 0  # busy samples whose stack reaches the thread's root frame
     self_counts: Counter[str] = field(default_factory=Counter)
     inclusive: Counter[str] = field(default_factory=Counter)
+    stacks: list[tuple[list[str], int]] = field(default_factory=list)
 
     @property
     def busy(self) -> int:
@@ -76,8 +81,19 @@ def parse(text: str) -> dict[int, ThreadProfile]:
             thread.idle += count
             continue
         thread.self_counts[_function(frames[-1])] += count
-        for function in {_function(frame) for frame in frames}:
-            thread.inclusive[function] += count
+        thread.stacks.append((frames, count))
+    for thread in threads.values():
+        roots: Counter[str] = Counter()
+        for frames, count in thread.stacks:
+            roots[frames[0]] += count
+        root = roots.most_common(1)[0][0] if roots else ""
+        for frames, count in thread.stacks:
+            if frames[0] != root:
+                continue
+            thread.whole += count
+            for function in {_function(frame) for frame in frames}:
+                thread.inclusive[function] += count
+        thread.stacks.clear()
     return threads
 
 
@@ -98,15 +114,17 @@ def summary(text: str, top: int = 15, pid: int | None = None) -> dict[str, Any]:
         return {"threads": [], "main": None}
     main = main_thread(threads, pid)
 
-    def rows(counts: Counter[str]) -> list[dict[str, Any]]:
+    def rows(counts: Counter[str], scale: float) -> list[dict[str, Any]]:
         return [
             {
                 "function": name,
-                "pct_of_main": round(100 * n / main.samples, 1),
-                "pct_of_main_busy": round(100 * n / main.busy, 1) if main.busy else 0.0,
+                "pct_of_main": round(100 * n * scale / main.samples, 1),
+                "pct_of_main_busy": round(100 * n * scale / main.busy, 1) if main.busy else 0.0,
             }
             for name, n in counts.most_common(top)
         ]
+
+    whole_scale = main.busy / main.whole if main.whole else 0.0
 
     return {
         "threads": [
@@ -121,8 +139,9 @@ def summary(text: str, top: int = 15, pid: int | None = None) -> dict[str, Any]:
         "main": {
             "samples": main.samples,
             "busy_pct": round(100 * main.busy / main.samples, 1) if main.samples else 0.0,
-            "top_self": rows(main.self_counts),
-            "top_inclusive": rows(main.inclusive),
+            "whole_stack_pct_of_busy": round(100 * main.whole / main.busy, 1) if main.busy else 0.0,
+            "top_self": rows(main.self_counts, 1.0),
+            "top_inclusive": rows(main.inclusive, whole_scale),
         },
     }
 
@@ -138,6 +157,10 @@ def format_summary(data: dict[str, Any]) -> str:
     main = data["main"]
     if main is None:
         return "\n".join(out)
+    out.append(
+        f"main thread: {main['busy_pct']}% busy; "
+        f"{main['whole_stack_pct_of_busy']}% of busy stacks read whole"
+    )
     for title, key in (("self", "top_self"), ("inclusive", "top_inclusive")):
         out.append(f"main thread, top by {title} time (% of main samples, % of its busy samples):")
         for row in main[key]:
