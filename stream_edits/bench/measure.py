@@ -336,6 +336,7 @@ class Run:
         await self._wait(self._answered(1), self.options.drain_timeout_s, "output")
         first_output_s = time.perf_counter() - started
         cpu_start, cpu_clock = cpu_seconds(pid), time.perf_counter()
+        answered_at_cpu_start = collector.answered
         await self._start_profiler(pid, "drain")
         await self._wait(
             self._answered(expected_backlog),
@@ -357,6 +358,11 @@ class Run:
             )
             throughput["pipeline_cpu_user_percent"] = round(100 * user, 1)
             throughput["pipeline_cpu_system_percent"] = round(100 * system, 1)
+            # CPU per line hardly depends on what else the machine runs, unlike lines/s.
+            drained = collector.answered - answered_at_cpu_start
+            if drained > 0:
+                per_line = (user + system) * cpu_wall / drained
+                throughput["pipeline_cpu_us_per_line"] = round(1e6 * per_line, 1)
         latency: dict[str, Any] = {}
         samples: dict[str, list[float]] = {}
         target = expected_backlog
