@@ -84,15 +84,17 @@ def _ms(value: float | None) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """The human summary printed at the end of a run."""
     rates = [str(r) for r in report["config"]["rates"]]
-    header = f"{'pipeline':<34} {'drain lines/s':>13}"
+    header = f"{'pipeline':<28} {'drain lines/s':>13} {'CPU us/line':>11}"
     for rate in rates:
         header += f" | @{rate}/s p50 / p95 / p99 ms (miss)"
     lines = [header, "-" * len(header)]
     for result in report["pipelines"].values():
         if "error" in result:
-            lines.append(f"{result['label']:<34} failed: {result['error']}")
+            lines.append(f"{result['label']:<28} failed: {result['error']}")
             continue
-        row = f"{result['label']:<34} {result['throughput']['lines_per_s']:>13,.0f}"
+        throughput = result["throughput"]
+        per_line = throughput.get("pipeline_cpu_us_per_line")
+        row = f"{result['label']:<28} {throughput['lines_per_s']:>13,.0f} {_ms(per_line):>11}"
         for rate in rates:
             stats = result["latency"].get(rate)
             if stats is None:
