@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import orjson
 
 from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.gc_pause import gc_paused
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import Rejection
 from stream_edits.rules.loader import RulesError, load_rules
@@ -25,7 +24,7 @@ def final_decisions(
 
     Invalid or conflicting inputs get no decision; they are appended to `rejects` when given.
     """
-    with _gc_paused():
+    with gc_paused():
         # The engine's state is freed when _decide returns, before the collector resumes: it
         # would otherwise scan all of it once more.
         return _decide(lines, EditEngine(rules), rejects)
@@ -51,22 +50,6 @@ def _decide(
         for decision in outcome.decisions:
             latest[(decision.claim_id, decision.line_number)] = decision
     return list(latest.values())
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the engine's state grows.
-
-    Decoding and deciding create no reference cycles, so reference counting frees everything;
-    the collector would only re-scan the ever-growing state (a tenth of the run time).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _read(path: str) -> Iterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import logging
@@ -11,7 +10,6 @@ import re
 import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, partial
@@ -20,6 +18,7 @@ from operator import itemgetter
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
+from stream_edits.gc_pause import gc_paused
 from stream_edits.models import RuleSource
 from stream_edits.rules.tables import (
     DEFAULT_BYPASS_MODIFIERS,
@@ -128,7 +127,7 @@ def load_rules(directory: Path | None = None) -> RuleSet:
     mue: list[MueRule] = []
     addon: list[AddOnRule] = []
     ptp: list[PtpRule] = []
-    with _gc_paused():
+    with gc_paused():
         for entry in entries:
             data = _read(directory, entry.file)
             digest.update(f"\0{entry.file}\0{len(data)}\0".encode())
@@ -431,19 +430,6 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: rule rows hold no cycles, and on a full CMS table the
-    collections triggered by millions of new objects double the load time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _reject_overlaps(rows: Iterable[tuple[tuple[str, ...], RuleSource]]) -> None:
