@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # The agent takes up to batch_max events, or what arrived within batch_within_ms.
     batch_max: int = Field(default=2000, ge=1)
     batch_within_ms: float = Field(default=5.0, gt=0)
+    # Producer linger: sends wait up to this long to fill a batch (fewer, larger requests).
+    producer_linger_ms: float = Field(default=5.0, ge=0)
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
     session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None

@@ -6,7 +6,7 @@ to bottom. `create_app` builds it from one Settings object; `stream_edits.app` e
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         table_standby_replicas=0,
+        producer_linger=settings.producer_linger_ms / 1000,
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,
@@ -111,6 +112,10 @@ def create_app(settings: Settings) -> faust.App:
         batches = cast(faust.Stream[bytes], stream).take_events(settings.batch_max, within)
         async for events in batches:
             await processor.process_batch(events)
+
+    @app.on_partitions_revoked.connect
+    def forget_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        processor.forget_assignment()
 
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_chatty_loggers() -> None:

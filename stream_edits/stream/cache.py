@@ -60,6 +60,13 @@ class MemberRecord:
         self.days.clear()
         return len(old_claims) + len(old_days)
 
+    def earliest_day(self) -> int:
+        """The earliest `last_day` over this member's claim entries and days (0 when empty)."""
+        self._sync()
+        days = [wire[-1] for wire in self._claims.values()]
+        days.extend(wire[-1] for wire in self._days.values())
+        return min(days, default=0)
+
     @property
     def empty(self) -> bool:
         """True when nothing is left to keep."""
@@ -107,8 +114,12 @@ class MemberCache:
         assert self.event is not None, "set MemberCache.event before processing an event"
         self._dirty[member_id] = self.event
 
-    def flush(self) -> int:
-        """Write every dirty record once (an empty one is deleted); forget the batch."""
+    def flush(self) -> list[tuple[int, str, int]]:
+        """Write every dirty record once (an empty one is deleted); forget the batch.
+
+        Returns (partition, member_id, earliest last_day) of every record still stored.
+        """
+        kept: list[tuple[int, str, int]] = []
         for member_id, event in self._dirty.items():
             bind_event(event)
             record = self._records[member_id]
@@ -116,10 +127,14 @@ class MemberCache:
                 self.table.pop(member_id.encode(), None)
             else:
                 self.table[member_id.encode()] = record.to_bytes()
-        written = len(self._dirty)
+                kept.append((event.message.partition, member_id, record.earliest_day()))
         self._dirty.clear()
         self._records.clear()
-        return written
+        return kept
+
+    def dirty_ids(self) -> list[str]:
+        """Members changed in this batch and not yet written."""
+        return list(self._dirty)
 
     def member_ids(self) -> list[str]:
         """Members stored on the partitions this worker owns, or cached in this batch."""

@@ -22,6 +22,7 @@ from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
 from stream_edits.stream.cache import MemberCache
+from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.faust_compat import bind_event
 from stream_edits.topics import line_key
 
@@ -90,6 +91,7 @@ class Processor:
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.stats = Stats()
+        self.expiry = ExpiryIndex()
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
 
@@ -121,7 +123,8 @@ class Processor:
             await producer.send(topic, key, value, partition, None, None)
         self._outbox.clear()
         await producer.flush()
-        self.members.flush()
+        for partition, member_id, earliest_day in self.members.flush():
+            self.expiry.file(partition, member_id, earliest_day)
         self.stats.batches += 1
 
     def _process(self, event: EventT[bytes]) -> None:
@@ -225,12 +228,31 @@ class Processor:
             self._sweep(partition, boundary - self.horizon_days)
 
     def _sweep(self, partition: int, cutoff: int) -> None:
-        """Drop this partition's claim entries and days last touched before `cutoff`."""
-        for member_id in self.members.member_ids():
-            if partition_of(member_id.encode(), self.partitions) != partition:
-                continue
+        """Drop this partition's claim entries and days last touched before `cutoff`.
+
+        Visits only members the expiry index files before the cutoff. Written members are
+        filed at each flush; members changed in this batch are filed here, so where the batch
+        boundaries fall changes nothing. The first sweep of a partition after (re)assignment
+        files every member it owns with one full scan.
+        """
+        built = self.expiry.built(partition)
+        to_file = self.members.dirty_ids() if built else self.members.member_ids()
+        for member_id in to_file:
+            if partition_of(member_id.encode(), self.partitions) == partition:
+                record = self.members.record(member_id)
+                self.expiry.file(partition, member_id, record.earliest_day())
+        self.expiry.mark_built(partition)
+        for member_id in self.expiry.due(partition, cutoff):
             record = self.members.record(member_id)
             expired = record.expire(cutoff)
             if expired:
                 self.members.mark(member_id)
                 self.stats.expired_keys += expired
+            if not record.empty:
+                self.expiry.file(partition, member_id, record.earliest_day())
+
+    def forget_assignment(self) -> None:
+        """Drop per-partition memory after a rebalance: clocks and the expiry index rebuild."""
+        self.expiry.reset()
+        self._stream_day.clear()
+        self._swept.clear()

@@ -1,0 +1,130 @@
+"""State expiry by stream time: idle members are dropped, active ones kept, replays agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+
+from stream_edits.rules.loader import load_rules
+from stream_edits.stream.expiry import ExpiryIndex
+from stream_edits.stream.processor import Processor
+from tests.factories import T0, line
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class _Event:
+    """The part of a Faust event the processor reads (weak-referenceable, like Faust's)."""
+
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.value = value
+        self.message = _Message("claim-lines", 0, offset, None, value)
+
+
+class _Topic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    async def send(self, *message: Any) -> None:
+        self.sent.append(message)
+
+    async def flush(self) -> None:
+        return None
+
+
+def _processor(table: dict[bytes, bytes], horizon_days: int) -> Processor:
+    producer = _Producer()
+
+    async def get_producer() -> _Producer:
+        return producer
+
+    return Processor(
+        load_rules(),
+        table,  # type: ignore[arg-type]
+        _Topic("claim-edits"),  # type: ignore[arg-type]
+        _Topic("claim-lines-dlq"),  # type: ignore[arg-type]
+        get_producer,  # type: ignore[arg-type]
+        1,
+        horizon_days,
+    )
+
+
+def _history() -> list[_Event]:
+    """Member IDLE bills once; member BUSY bills every week for 20 weeks after."""
+    events = [line("C-idle", 1, "64461", member_id="IDLE", dos=T0.date())]
+    for week in range(20):
+        when = T0 + timedelta(weeks=week)
+        events.append(
+            line(
+                f"C-busy-{week}",
+                1,
+                "64461",
+                member_id="BUSY",
+                dos=when.date(),
+                minutes=week * 7 * 24 * 60,
+            )
+        )
+    return [_Event(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+
+
+async def _run(
+    batches: list[list[_Event]], horizon_days: int
+) -> tuple[dict[bytes, bytes], Processor]:
+    table: dict[bytes, bytes] = {}
+    processor = _processor(table, horizon_days)
+    for batch in batches:
+        await processor.process_batch(batch)
+    return table, processor
+
+
+async def test_idle_members_expire_and_active_ones_keep_only_recent_days() -> None:
+    table, processor = await _run([_history()], horizon_days=30)
+    assert b"IDLE" not in table
+    busy = orjson.loads(table[b"BUSY"])
+    kept = sorted(date.fromisoformat(d) for d in busy["d"])
+    assert kept and kept[0] > T0.date() + timedelta(weeks=10)
+    assert processor.stats.expired_keys > 0
+
+
+async def test_nothing_expires_within_the_horizon() -> None:
+    table, processor = await _run([_history()], horizon_days=400)
+    assert b"IDLE" in table
+    assert len(orjson.loads(table[b"BUSY"])["d"]) == 20
+    assert processor.stats.expired_keys == 0
+
+
+async def test_expiry_does_not_depend_on_batch_boundaries() -> None:
+    events = _history()
+    whole, _ = await _run([events], horizon_days=30)
+    one_by_one, _ = await _run([[e] for e in events], horizon_days=30)
+    pairs, _ = await _run([events[i : i + 2] for i in range(0, len(events), 2)], horizon_days=30)
+    assert whole == one_by_one == pairs
+
+
+def test_the_index_returns_members_filed_before_the_cutoff_once() -> None:
+    index = ExpiryIndex()
+    index.file(0, "A", 10)
+    index.file(0, "A", 5)  # touched state of an earlier day: filed earlier
+    index.file(0, "A", 20)  # later: the earlier filing stands
+    index.file(0, "B", 30)
+    assert index.due(0, 6) == ["A"]
+    assert index.due(0, 100) == ["B"]
+    assert index.due(1, 100) == []
