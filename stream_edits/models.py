@@ -51,6 +51,10 @@ class ClaimFrequency(StrEnum):
     VOID = "8"
 
 
+# Members bound once: an enum member looked up on its class goes through a descriptor each time.
+_ORIGINAL_FREQUENCY, _VOID_FREQUENCY = ClaimFrequency.ORIGINAL, ClaimFrequency.VOID
+
+
 class Status(StrEnum):
     """A line's decision."""
 
@@ -104,7 +108,7 @@ class ClaimLineEvent(BaseModel):
 
     @model_validator(mode="after")
     def _fields_for_frequency(self) -> ClaimLineEvent:
-        if self.claim_frequency is ClaimFrequency.VOID:
+        if self.claim_frequency is _VOID_FREQUENCY:
             present = [f for f in (*LINE_FIELDS, "units") if f in self.model_fields_set]
             if present:
                 raise ValueError(f"a void (8) is one event for the whole claim: remove {present}")
@@ -114,7 +118,7 @@ class ClaimLineEvent(BaseModel):
                 raise ValueError(
                     f"claim_frequency {self.claim_frequency.value} needs {', '.join(missing)}"
                 )
-        if self.claim_frequency is ClaimFrequency.ORIGINAL:
+        if self.claim_frequency is _ORIGINAL_FREQUENCY:
             if self.original_claim_id is not None:
                 raise ValueError("original_claim_id is only for replacements (7) and voids (8)")
         elif self.original_claim_id is None:
@@ -127,12 +131,13 @@ class ClaimLineEvent(BaseModel):
     @property
     def is_void(self) -> bool:
         """True for a void event (frequency 8)."""
-        return self.claim_frequency is ClaimFrequency.VOID
+        return self.claim_frequency is _VOID_FREQUENCY
 
     @property
-    def extra_fields(self) -> dict[str, Any]:
-        """Fields the producer sent that the model does not know, passed through to decisions."""
-        return dict(self.__pydantic_extra__ or {})
+    def extra_fields(self) -> dict[str, Any] | None:
+        """Fields the producer sent that the model does not know (None when there are none),
+        passed through to decisions. Read-only: it is the event's own dict."""
+        return self.__pydantic_extra__ or None
 
 
 class RuleSource(BaseModel):
