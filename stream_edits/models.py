@@ -113,11 +113,11 @@ class ClaimLineEvent(BaseModel):
             if present:
                 raise ValueError(f"a void (8) is one event for the whole claim: remove {present}")
         else:
-            missing = [f for f in LINE_FIELDS if getattr(self, f) is None]
-            if missing:
-                raise ValueError(
-                    f"claim_frequency {self.claim_frequency.value} needs {', '.join(missing)}"
-                )
+            got = (self.line_number, self.provider_npi, self.date_of_service, self.procedure_code)
+            if None in got:
+                missing = [f for f, v in zip(LINE_FIELDS, got, strict=True) if v is None]
+                frequency = self.claim_frequency.value
+                raise ValueError(f"claim_frequency {frequency} needs {', '.join(missing)}")
         if self.claim_frequency is _ORIGINAL_FREQUENCY:
             if self.original_claim_id is not None:
                 raise ValueError("original_claim_id is only for replacements (7) and voids (8)")

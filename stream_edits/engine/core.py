@@ -209,7 +209,7 @@ class EditEngine:
             self.days[(member, dos)] = day
         else:
             status = _VOID if entry.retracted else _ACCEPT
-            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status.value, 1, extras)
+            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1, extras)
             entry.lines[number] = stub
             decisions.append(_stub_decision(member, claim_id, number, stub))
         self.claims[(member, claim_id)] = entry
@@ -248,7 +248,7 @@ class EditEngine:
             if known.in_day:
                 touched.setdefault(known.dos, set())
             elif known.status != _VOID:
-                known.status = _VOID.value
+                known.status = _VOID
                 known.revision += 1
                 decisions.append(_stub_decision(member, claim_id, number, known))
         for dos in sorted(touched):

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from stream_edits.models import RuleSource
 
@@ -82,6 +83,11 @@ class RuleSet:
     _addon: dict[str, tuple[AddOnRule, ...]] = field(init=False, repr=False, compare=False)
     _ptp: dict[str, tuple[PtpRule, ...]] = field(init=False, repr=False, compare=False)
     mentioned_codes: frozenset[str] = field(init=False, compare=False)
+    # Answers by (query, code, date of service): a stream asks the same few codes for the same
+    # few days over and over. Bounded by the codes rules name times the days they are asked on.
+    _answers: dict[tuple[str, str, date], Any] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         mue: defaultdict[str, list[MueRule]] = defaultdict(list)
@@ -108,16 +114,31 @@ class RuleSet:
 
     def mue(self, code: str, dos: date) -> MueRule | None:
         """The MUE row for `code` in force on `dos`, if any (the latest effective one wins)."""
-        rows = [m for m in self._mue.get(code, ()) if _source_in_force(m.source, dos)]
-        return max(rows, key=lambda m: m.source.effective_date) if rows else None
+        key = ("mue", code, dos)
+        if key not in self._answers:
+            rows = [m for m in self._mue.get(code, ()) if _source_in_force(m.source, dos)]
+            best = max(rows, key=lambda m: m.source.effective_date) if rows else None
+            self._answers[key] = best
+        answer: MueRule | None = self._answers[key]
+        return answer
 
     def addon_primaries(self, addon: str, dos: date) -> tuple[AddOnRule, ...]:
         """Type 1 add-on rows for `addon` in force on `dos`; empty when it is no add-on then."""
-        return tuple(a for a in self._addon.get(addon, ()) if _source_in_force(a.source, dos))
+        key = ("aoc", addon, dos)
+        if key not in self._answers:
+            rows = self._addon.get(addon, ())
+            self._answers[key] = tuple(a for a in rows if _source_in_force(a.source, dos))
+        answer: tuple[AddOnRule, ...] = self._answers[key]
+        return answer
 
     def ptp_column1(self, column2: str, dos: date) -> tuple[PtpRule, ...]:
         """PTP pairs in force on `dos` that bundle `column2` into some column-one code."""
-        return tuple(p for p in self._ptp.get(column2, ()) if _source_in_force(p.source, dos))
+        key = ("ptp", column2, dos)
+        if key not in self._answers:
+            rows = self._ptp.get(column2, ())
+            self._answers[key] = tuple(p for p in rows if _source_in_force(p.source, dos))
+        answer: tuple[PtpRule, ...] = self._answers[key]
+        return answer
 
     def mentions(self, code: str) -> bool:
         """True when some rule names `code`: only such lines need state in the engine."""
