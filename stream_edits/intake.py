@@ -22,11 +22,16 @@ def rejection_from(error: ValidationError, input_line: int | None = None) -> Rej
     return Rejection(reason=reason, errors=errors, input_line=input_line)
 
 
+_validate_json = ClaimLineEvent.__pydantic_validator__.validate_json
+
+
 def decode_claim_line(
     raw: bytes | str, input_line: int | None = None
 ) -> ClaimLineEvent | Rejection:
     """Validate one JSON document as a claim-line event; invalid input becomes a Rejection."""
     try:
-        return ClaimLineEvent.model_validate_json(raw)
+        # The validator itself, without model_validate_json's Python wrapper: this is per line.
+        event: ClaimLineEvent = _validate_json(raw)
+        return event
     except ValidationError as error:
         return rejection_from(error, input_line)

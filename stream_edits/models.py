@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictInt,
     field_validator,
     model_validator,
@@ -75,7 +76,8 @@ class ClaimLineEvent(BaseModel):
     line_number: Annotated[StrictInt, Field(ge=1, le=9999)] | None = None
     member_id: Annotated[str, Field(min_length=1, max_length=64)]
     provider_npi: str | None = None
-    date_of_service: date | None = None
+    # Strict: ISO text in JSON (pydantic's lax mode would read a number as a Unix timestamp).
+    date_of_service: Annotated[date, Strict()] | None = None
     procedure_code: Annotated[str, Field(pattern=CODE_PATTERN)] | None = None
     modifiers: Annotated[
         list[Annotated[str, Field(pattern=MODIFIER_PATTERN)]], Field(max_length=4)
@@ -96,14 +98,6 @@ class ClaimLineEvent(BaseModel):
     def _npi_check_digit(cls, value: str | None) -> str | None:
         if value is not None and not npi_is_valid(value):
             raise ValueError("must be 10 digits with a valid Luhn check digit (prefix 80840)")
-        return value
-
-    @field_validator("date_of_service", mode="before")
-    @classmethod
-    def _iso_date_only(cls, value: Any) -> Any:
-        # pydantic would read a number as a Unix timestamp; a date of service is ISO text.
-        if value is not None and not isinstance(value, (str, date)):
-            raise ValueError("must be an ISO date YYYY-MM-DD")
         return value
 
     @model_validator(mode="after")

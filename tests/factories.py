@@ -47,7 +47,7 @@ def line(
         "line_number": line_number,
         "member_id": member_id,
         "provider_npi": npi_,
-        "date_of_service": dos.isoformat(),
+        "date_of_service": dos,
         "procedure_code": code,
         "modifiers": modifiers or [],
         "units": units,

@@ -176,7 +176,7 @@ def test_dates_of_service_span_about_sixty_days_of_2025_received_hours_to_days_l
     assert dates[0].startswith("2025-") and dates[-1].startswith("2025-")
     assert 50 <= len(dates) <= 62
     for e in lines:
-        event = ClaimLineEvent.model_validate(e)
+        event = ClaimLineEvent.model_validate_json(orjson.dumps(e))
         assert event.date_of_service is not None
         # Received in the provider's own zone, on or after the date of service; originals
         # within three weeks, corrections later still.
