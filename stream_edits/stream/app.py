@@ -6,7 +6,7 @@ to bottom. `create_app` builds it from one Settings object; `stream_edits.app` e
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiokafka.helpers import create_ssl_context
@@ -17,6 +17,7 @@ from stream_edits.intake import decode_claim_line
 from stream_edits.models import Rejection
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
+from stream_edits.stream import batches
 from stream_edits.stream.processor import Processor
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,19 @@ def create_app(settings: Settings) -> faust.App:
                 else:
                     await source.send(key=parsed.member_id.encode(), value=event.value)
 
-    # Concurrency stays 1: with more, Faust can commit past an unprocessed message (#606).
-    @app.agent(source, name="decide_lines", concurrency=1)
-    async def decide_lines(stream: StreamT[bytes]) -> None:
-        within = settings.batch_within_ms / 1000
-        # take_events is on faust.Stream, not on the StreamT protocol.
-        batches = cast(faust.Stream[bytes], stream).take_events(settings.batch_max, within)
-        async for events in batches:
-            await processor.process_batch(events)
+    # One task, one batch at a time: the offsets of a batch become committable only after its
+    # decisions are delivered and its state written (no concurrency, faust #606).
+    lines_channel = batches.subscribe(app, source)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def decide_lines() -> None:
+        try:
+            async for events in batches.batches(lines_channel, settings.batch_max):
+                await processor.process_batch(events)
+                batches.ack(events)
+        except Exception as error:  # nothing acked past a failure: crash, restart, replay
+            log.exception("decide_lines failed")
+            await app.crash(error)
 
     @app.on_partitions_revoked.connect
     def forget_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
