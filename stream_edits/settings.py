@@ -44,9 +44,8 @@ class Settings(BaseSettings):
     web_port: int = 6066
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     horizon_days: int = Field(default=400, ge=1)
-    # The agent takes up to batch_max events, or what arrived within batch_within_ms.
+    # The decide task takes whatever input has queued up, at most batch_max events at a time.
     batch_max: int = Field(default=2000, ge=1)
-    batch_within_ms: float = Field(default=5.0, gt=0)
     # Producer linger: sends wait up to this long to fill a batch (fewer, larger requests).
     producer_linger_ms: float = Field(default=5.0, ge=0)
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
