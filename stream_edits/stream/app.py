@@ -18,6 +18,7 @@ from stream_edits.models import Rejection
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream import batches
+from stream_edits.stream.cache import FaustMemberTable
 from stream_edits.stream.processor import Processor
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def create_app(settings: Settings) -> faust.App:
     members = app.Table("members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     processor = Processor(
         rules,
-        members,
+        FaustMemberTable(members),
         claim_edits,
         dead_letters,
         app.maybe_start_producer,

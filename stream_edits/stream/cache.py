@@ -3,19 +3,100 @@ stored as one record so a batch's writes for a member land together or not at al
 
 The engine sees two state maps (claims keyed (member, claim_id), days keyed (member, date of
 service)); both are views into the member's record. A record is decoded from the table once per
-batch, its parts decoded only when the engine asks for them, and written back once at `flush`.
+batch, its parts decoded only when the engine asks for them, and written back once per batch:
+`writes` encodes the changed records, the processor delivers them to the table's changelog, and
+`store` then writes them to the local store and records the changelog offsets as persisted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
-from faust.types import EventT, TableT
+from faust.types import EventT, StoreT, TableT
+from faust.types.tuples import TP
 
 from stream_edits.engine import ClaimEntry, DayState
 from stream_edits.stream.faust_compat import bind_event
+
+
+class MemberTable(Protocol):
+    """Where member records live: a local store plus a changelog topic that can rebuild it."""
+
+    changelog_topic: str
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored record, or None."""
+
+    def stored_keys(self) -> Iterator[bytes]:
+        """Every member key in the partitions this worker owns."""
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Write (or with None delete) a record in the local store, in the current event's
+        partition."""
+
+    def persisted(self, partition: int, offset: int) -> None:
+        """Record that the changelog holds every write of `partition` up to `offset`."""
+
+
+class FaustMemberTable:
+    """A Faust table written around Faust's per-key changelog path.
+
+    Faust's `table[key] = value` queues one changelog message per write in its producer buffer,
+    whose flush gives up after 0.1 s: a commit can then pass state that never reached the
+    changelog. Here the processor sends the changelog messages itself, waits for them, and only
+    then writes the local store (`put`) and the persisted offsets, the way Faust does after a
+    changelog send completes.
+    """
+
+    def __init__(self, table: TableT[bytes, bytes]) -> None:
+        self.table = table
+        self.changelog_topic = table.changelog_topic.get_topic_name()
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.data.get(key)
+        return value
+
+    def stored_keys(self) -> Iterator[bytes]:
+        return iter(self.table.data)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.table.data.pop(key, None)
+        else:
+            self.table.data[key] = value
+
+    def persisted(self, partition: int, offset: int) -> None:
+        tp = TP(self.changelog_topic, partition)
+        store = cast(StoreT[bytes, bytes], self.table.data)
+        if self.table.app.in_transaction:  # exactly_once: persisted when the transaction commits
+            self.table.app.tables.persist_offset_on_commit(store, tp, offset)
+        else:
+            store.set_persisted_offset(tp, offset)
+
+
+@dataclass(slots=True)
+class MemberWrite:
+    """One member's record as written at the end of a batch; `value` None deletes it."""
+
+    event: EventT[bytes]  # an event of the member: its partition owns the member's state
+    member_id: str
+    value: bytes | None
+    earliest_day: int
+
+    @property
+    def key(self) -> bytes:
+        """The table key."""
+        return self.member_id.encode()
+
+    @property
+    def partition(self) -> int:
+        """The partition of the member's state and changelog."""
+        partition: int = self.event.message.partition
+        return partition
 
 
 class MemberRecord:
@@ -85,14 +166,14 @@ class MemberRecord:
 
 
 class MemberCache:
-    """Write-back cache of member records over a Faust table of raw bytes keyed by member_id.
+    """Write-back cache of member records over a `MemberTable` of raw bytes keyed by member_id.
 
-    Reads happen bound to the event being processed (its partition owns the member); `flush`
-    writes each dirty record once, bound to an event of that member, so the RocksDB partition
-    store and the changelog partition are the member's.
+    Reads happen bound to the event being processed (its partition owns the member); writes are
+    bound to an event of the member, so the local store partition and the changelog partition
+    are the member's.
     """
 
-    def __init__(self, table: TableT[bytes, bytes]) -> None:
+    def __init__(self, table: MemberTable) -> None:
         self.table = table
         self._records: dict[str, MemberRecord] = {}
         self._dirty: dict[str, EventT[bytes]] = {}
@@ -110,27 +191,32 @@ class MemberCache:
         return record
 
     def mark(self, member_id: str) -> None:
-        """Write this member's record at the next flush."""
+        """Write this member's record at the end of the batch."""
         assert self.event is not None, "set MemberCache.event before processing an event"
         self._dirty[member_id] = self.event
 
-    def flush(self) -> list[tuple[int, str, int]]:
-        """Write every dirty record once (an empty one is deleted); forget the batch.
-
-        Returns (partition, member_id, earliest last_day) of every record still stored.
-        """
-        kept: list[tuple[int, str, int]] = []
+    def writes(self) -> list[MemberWrite]:
+        """Encode every changed record (an empty one as a deletion) and forget the batch."""
+        writes = []
         for member_id, event in self._dirty.items():
-            bind_event(event)
             record = self._records[member_id]
             if record.empty:
-                self.table.pop(member_id.encode(), None)
+                writes.append(MemberWrite(event, member_id, None, 0))
             else:
-                self.table[member_id.encode()] = record.to_bytes()
-                kept.append((event.message.partition, member_id, record.earliest_day()))
+                writes.append(
+                    MemberWrite(event, member_id, record.to_bytes(), record.earliest_day())
+                )
         self._dirty.clear()
         self._records.clear()
-        return kept
+        return writes
+
+    def store(self, writes: list[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
+        """Write delivered records to the local store; persist the changelog offsets reached."""
+        for write in writes:
+            bind_event(write.event)
+            self.table.put(write.key, write.value)
+        for partition, offset in changelog_offsets.items():
+            self.table.persisted(partition, offset)
 
     def dirty_ids(self) -> list[str]:
         """Members changed in this batch and not yet written."""
@@ -138,7 +224,7 @@ class MemberCache:
 
     def member_ids(self) -> list[str]:
         """Members stored on the partitions this worker owns, or cached in this batch."""
-        stored = {key.decode() for key in self.table}
+        stored = {key.decode() for key in self.table.stored_keys()}
         return sorted(stored.union(self._records))
 
 

@@ -6,22 +6,24 @@ and engine results into `claim-edits` and `claim-lines-dlq` messages.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import EventT, ProducerT, TableT, TopicT
+from faust.types import EventT, ProducerT, TopicT
+from faust.types.tuples import RecordMetadata
 
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
-from stream_edits.stream.cache import MemberCache
+from stream_edits.stream.cache import MemberCache, MemberTable
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.faust_compat import bind_event
 from stream_edits.topics import line_key
@@ -35,6 +37,25 @@ def partition_of(member_id: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a member_id key."""
     hashed: int = murmur2(member_id)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+Message = tuple[str, bytes | None, bytes | None, int]  # topic, key, value, partition
+
+
+async def deliver(producer: ProducerT, messages: Sequence[Message]) -> list[RecordMetadata]:
+    """Send messages, wait until all are acknowledged, and raise the first delivery error.
+
+    Faust's and aiokafka's `flush` wait for every pending send but report no failure: the
+    per-message results are checked here, so a failed send is never mistaken for a delivered one.
+    """
+    if not messages:
+        return []
+    futures = [
+        await producer.send(topic, key, value, partition, None, None)
+        for topic, key, value, partition in messages
+    ]
+    await producer.flush()
+    return [cast(asyncio.Future[RecordMetadata], future).result() for future in futures]
 
 
 @dataclass
@@ -72,7 +93,7 @@ class Processor:
     def __init__(
         self,
         rules: RuleSet,
-        members: TableT[bytes, bytes],
+        members: MemberTable,
         output: TopicT,
         dlq: TopicT,
         producer: Callable[[], Awaitable[ProducerT]],
@@ -86,8 +107,8 @@ class Processor:
         self.dlq = dlq.get_topic_name()
         # Messages of the batch in the making: sent together at its end, straight to the
         # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
-        # a Faust send; we need no per-message callback, only the flush).
-        self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
+        # a Faust send, and its buffer's flush does not wait for everything).
+        self._outbox: list[Message] = []
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.stats = Stats()
@@ -96,14 +117,15 @@ class Processor:
         self._swept: dict[int, int] = {}
 
     async def process_batch(self, events: Sequence[EventT[bytes]]) -> None:
-        """Process events in order; send decisions; then write each touched member once.
+        """Process events in order; deliver decisions; then deliver and store each member's state.
 
-        Crash safety (at-least-once, nothing lost): decisions are delivered (producer flushed)
-        before the state that produced them is written, and offsets are committed by Faust only
-        after the agent returns from the batch. A crash before the state write replays the
-        batch against the old state: the same decisions, the same revisions, sent again. A
-        crash after it replays events the member record already applied (its applied offset):
-        they are skipped, their decisions having been delivered.
+        Crash safety (at-least-once, nothing lost): decisions are delivered before the state
+        that produced them is sent to the changelog, the state is delivered before the batch
+        returns, and offsets are committed by Faust only after the caller acks the batch. A
+        crash before the state is delivered replays the batch against the old state: the same
+        decisions, the same revisions, sent again. A crash after it replays events the member
+        record already applied (its applied offset): they are skipped, their decisions having
+        been delivered. A delivery error raises, so nothing after it is acked.
         """
         for event in events:
             try:
@@ -119,12 +141,20 @@ class Processor:
                 self.dead_letter(event, Rejection(reason=reason))
         # The producer is the transaction manager under exactly_once, so sends stay transactional.
         producer = await self.producer()
-        for topic, key, value, partition in self._outbox:
-            await producer.send(topic, key, value, partition, None, None)
-        self._outbox.clear()
-        await producer.flush()
-        for partition, member_id, earliest_day in self.members.flush():
-            self.expiry.file(partition, member_id, earliest_day)
+        outbox, self._outbox = self._outbox, []
+        await deliver(producer, outbox)
+        writes = self.members.writes()
+        changelog = self.members.table.changelog_topic
+        delivered = await deliver(
+            producer, [(changelog, w.key, w.value, w.partition) for w in writes]
+        )
+        offsets: dict[int, int] = {}
+        for metadata in delivered:
+            offsets[metadata.partition] = max(metadata.offset, offsets.get(metadata.partition, -1))
+        self.members.store(writes, offsets)
+        for write in writes:
+            if write.value is not None:
+                self.expiry.file(write.partition, write.member_id, write.earliest_day)
         self.stats.batches += 1
 
     def _process(self, event: EventT[bytes]) -> None:
@@ -175,8 +205,7 @@ class Processor:
         """Dead-letter one event outside a batch and wait until it is delivered."""
         self.dead_letter(event, rejection)
         message = self._outbox.pop()
-        producer = await self.producer()
-        await (await producer.send(*message, None, None))
+        await deliver(await self.producer(), [message])
 
     def dead_letter(self, event: EventT[bytes], rejection: Rejection) -> None:
         """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""

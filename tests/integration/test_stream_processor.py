@@ -148,8 +148,8 @@ async def test_kill_9_mid_stream_then_restart_ends_with_every_decision_check_giv
     print(f"killed after {len(decided)} of {len(expected)} lines were decided")
     rig.start_worker()
     got = await rig.verdicts(expected, timeout=240)
-    missing = {k: v for k, v in expected.items() if got.get(k) != v}
-    assert not missing, (len(missing), list(missing.items())[:5], rig.logs())
+    wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
+    assert not wrong, (len(wrong), "(expected, got):", list(wrong.items())[:5], rig.logs())
 
 
 async def test_two_workers_in_one_group_give_the_same_result_as_one(rig: StreamRig) -> None:

@@ -2,72 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 import orjson
 
-from stream_edits.rules.loader import load_rules
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.processor import Processor
 from tests.factories import T0, line
+from tests.unit.stream.fakes import DictTable, FakeEvent, fake_processor
 
 
-@dataclass
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
-class _Event:
-    """The part of a Faust event the processor reads (weak-referenceable, like Faust's)."""
-
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.value = value
-        self.message = _Message("claim-lines", 0, offset, None, value)
-
-
-class _Topic:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_topic_name(self) -> str:
-        return self.name
-
-
-class _Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    async def send(self, *message: Any) -> None:
-        self.sent.append(message)
-
-    async def flush(self) -> None:
-        return None
-
-
-def _processor(table: dict[bytes, bytes], horizon_days: int) -> Processor:
-    producer = _Producer()
-
-    async def get_producer() -> _Producer:
-        return producer
-
-    return Processor(
-        load_rules(),
-        table,  # type: ignore[arg-type]
-        _Topic("claim-edits"),  # type: ignore[arg-type]
-        _Topic("claim-lines-dlq"),  # type: ignore[arg-type]
-        get_producer,  # type: ignore[arg-type]
-        1,
-        horizon_days,
-    )
-
-
-def _history() -> list[_Event]:
+def _history() -> list[FakeEvent]:
     """Member IDLE bills once; member BUSY bills every week for 20 weeks after."""
     events = [line("C-idle", 1, "64461", member_id="IDLE", dos=T0.date())]
     for week in range(20):
@@ -82,17 +27,17 @@ def _history() -> list[_Event]:
                 minutes=week * 7 * 24 * 60,
             )
         )
-    return [_Event(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+    return [FakeEvent(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
 
 
 async def _run(
-    batches: list[list[_Event]], horizon_days: int
+    batches: list[list[FakeEvent]], horizon_days: int
 ) -> tuple[dict[bytes, bytes], Processor]:
-    table: dict[bytes, bytes] = {}
-    processor = _processor(table, horizon_days)
+    table = DictTable()
+    processor = fake_processor(table, horizon_days)
     for batch in batches:
         await processor.process_batch(batch)
-    return table, processor
+    return table.data, processor
 
 
 async def test_idle_members_expire_and_active_ones_keep_only_recent_days() -> None:

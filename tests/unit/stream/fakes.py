@@ -1,0 +1,106 @@
+"""Fakes of the Faust parts the processor touches: events, topics, a producer, a member table."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types.tuples import TP, RecordMetadata
+
+from stream_edits.rules.loader import load_rules
+from stream_edits.stream.processor import Processor
+
+
+@dataclass
+class FakeMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class FakeEvent:
+    """The part of a Faust event the processor reads (weak-referenceable, like Faust's)."""
+
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.value = value
+        self.message = FakeMessage("claim-lines", 0, offset, None, value)
+
+
+class FakeTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class FakeProducer:
+    """Acknowledges every send at once, numbering each partition's messages from 0; sends to
+    `failing_topic` fail the way a rejected batch does (the error is on the message's future)."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.failing_topic: str | None = None
+
+    async def send(self, topic: str, key: Any, value: Any, partition: int, *_: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        if topic == self.failing_topic:
+            future.set_exception(OSError(f"{topic} rejected the batch"))
+            return future
+        offset = self.offsets[topic, partition] = self.offsets.get((topic, partition), -1) + 1
+        self.sent.append((topic, key, value))
+        future.set_result(RecordMetadata(topic, partition, TP(topic, partition), offset, 0, 0))
+        return future
+
+    async def flush(self) -> None:
+        return None
+
+
+class DictTable:
+    """A member table in a dict, with the persisted changelog offsets."""
+
+    changelog_topic = "members-changelog"
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.persisted_offsets: dict[int, int] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def stored_keys(self) -> Iterator[bytes]:
+        return iter(self.data)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def persisted(self, partition: int, offset: int) -> None:
+        self.persisted_offsets[partition] = offset
+
+
+def fake_processor(
+    table: DictTable, horizon_days: int = 400, producer: FakeProducer | None = None
+) -> Processor:
+    """A processor over one partition with fakes for the table, topics and producer."""
+    producer = producer or FakeProducer()
+
+    async def get_producer() -> FakeProducer:
+        return producer
+
+    return Processor(
+        load_rules(),
+        table,
+        FakeTopic("claim-edits"),  # type: ignore[arg-type]
+        FakeTopic("claim-lines-dlq"),  # type: ignore[arg-type]
+        get_producer,  # type: ignore[arg-type]
+        1,
+        horizon_days,
+    )
