@@ -6,7 +6,7 @@ to bottom. `create_app` builds it from one Settings object; `stream_edits.app` e
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
@@ -17,9 +17,10 @@ from stream_edits.intake import decode_claim_line
 from stream_edits.models import Rejection
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
-from stream_edits.stream import batches
 from stream_edits.stream.cache import FaustMemberTable
+from stream_edits.stream.inbox import Inbox
 from stream_edits.stream.processor import Processor
+from stream_edits.stream.transport import BatchingConsumer, use_inbox
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +103,30 @@ def create_app(settings: Settings) -> faust.App:
             async for event in stream.events():
                 parsed = decode_claim_line(event.value)
                 if isinstance(parsed, Rejection):
-                    await processor.dead_letter_now(event, parsed)
+                    await processor.dead_letter_now(event.message, parsed)
                 else:
                     await source.send(key=parsed.member_id.encode(), value=event.value)
 
-    # One task, one batch at a time: the offsets of a batch become committable only after its
-    # decisions are delivered and its state written (no concurrency, faust #606).
-    lines_channel = batches.subscribe(app, source)
+    # The input topic's records reach the decide task a fetch at a time, not through Faust's
+    # per-message conductor (see transport.py). One task, one batch at a time: a batch's offsets
+    # become committable only after its decisions and state are delivered (no concurrency,
+    # faust #606).
+    inbox = Inbox({source.get_topic_name()}, capacity=4 * settings.batch_max)
+    use_inbox(app, inbox)
+    app.topics.add(source)  # subscribe: the conductor never sees its records, the consumer does
 
     @app.task  # type: ignore[untyped-decorator]
     async def decide_lines() -> None:
+        consumer = cast(BatchingConsumer, app.consumer)
         try:
-            async for events in batches.batches(lines_channel, settings.batch_max):
-                await processor.process_batch(events)
-                batches.ack(events)
-        except Exception as error:  # nothing acked past a failure: crash, restart, replay
+            while True:
+                batch = await inbox.take(settings.batch_max)
+                try:
+                    await processor.process_batch(batch.records)
+                    consumer.processed(batch.next_offsets)
+                finally:
+                    inbox.done()
+        except Exception as error:  # nothing committed past a failure: crash, restart, replay
             log.exception("decide_lines failed")
             await app.crash(error)
 

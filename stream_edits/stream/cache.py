@@ -16,11 +16,11 @@ from datetime import date
 from typing import Any, Protocol, cast
 
 import orjson
-from faust.types import EventT, StoreT, TableT
+from faust.types import StoreT, TableT
 from faust.types.tuples import TP
 
 from stream_edits.engine import ClaimEntry, DayState
-from stream_edits.stream.faust_compat import bind_event
+from stream_edits.stream.faust_compat import bind_partition
 
 
 class MemberTable(Protocol):
@@ -28,15 +28,14 @@ class MemberTable(Protocol):
 
     changelog_topic: str
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, partition: int, key: bytes) -> bytes | None:
         """The stored record, or None."""
 
     def stored_keys(self) -> Iterator[bytes]:
         """Every member key in the partitions this worker owns."""
 
-    def put(self, key: bytes, value: bytes | None) -> None:
-        """Write (or with None delete) a record in the local store, in the current event's
-        partition."""
+    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """Write (or with None delete) a record in the local store."""
 
     def persisted(self, partition: int, offset: int) -> None:
         """Record that the changelog holds every write of `partition` up to `offset`."""
@@ -56,14 +55,16 @@ class FaustMemberTable:
         self.table = table
         self.changelog_topic = table.changelog_topic.get_topic_name()
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        bind_partition(partition)
         value: bytes | None = self.table.data.get(key)
         return value
 
     def stored_keys(self) -> Iterator[bytes]:
         return iter(self.table.data)
 
-    def put(self, key: bytes, value: bytes | None) -> None:
+    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
+        bind_partition(partition)
         if value is None:
             self.table.data.pop(key, None)
         else:
@@ -82,7 +83,7 @@ class FaustMemberTable:
 class MemberWrite:
     """One member's record as written at the end of a batch; `value` None deletes it."""
 
-    event: EventT[bytes]  # an event of the member: its partition owns the member's state
+    partition: int  # the partition that owns the member: of its input, state and changelog
     member_id: str
     value: bytes | None
     earliest_day: int
@@ -91,12 +92,6 @@ class MemberWrite:
     def key(self) -> bytes:
         """The table key."""
         return self.member_id.encode()
-
-    @property
-    def partition(self) -> int:
-        """The partition of the member's state and changelog."""
-        partition: int = self.event.message.partition
-        return partition
 
 
 class MemberRecord:
@@ -168,44 +163,41 @@ class MemberRecord:
 class MemberCache:
     """Write-back cache of member records over a `MemberTable` of raw bytes keyed by member_id.
 
-    Reads happen bound to the event being processed (its partition owns the member); writes are
-    bound to an event of the member, so the local store partition and the changelog partition
-    are the member's.
+    Records are read and written in the partition of the record being processed (`partition`,
+    set by the processor): the partition that owns the member, its input, state and changelog.
     """
 
     def __init__(self, table: MemberTable) -> None:
         self.table = table
         self._records: dict[str, MemberRecord] = {}
-        self._dirty: dict[str, EventT[bytes]] = {}
+        self._dirty: dict[str, int] = {}
         self.claims = _ClaimsView(self)
         self.days = _DaysView(self)
-        self.event: EventT[bytes] | None = None  # the event being processed, set by the processor
+        self.partition = 0  # of the record being processed, set by the processor
 
     def record(self, member_id: str) -> MemberRecord:
         """The member's record, read from the table on first use in this batch."""
         record = self._records.get(member_id)
         if record is None:
-            raw = self.table.get(member_id.encode())
+            raw = self.table.get(self.partition, member_id.encode())
             record = MemberRecord(None if raw is None else orjson.loads(raw))
             self._records[member_id] = record
         return record
 
     def mark(self, member_id: str) -> None:
         """Write this member's record at the end of the batch."""
-        assert self.event is not None, "set MemberCache.event before processing an event"
-        self._dirty[member_id] = self.event
+        self._dirty[member_id] = self.partition
 
     def writes(self) -> list[MemberWrite]:
         """Encode every changed record (an empty one as a deletion) and forget the batch."""
         writes = []
-        for member_id, event in self._dirty.items():
+        for member_id, partition in self._dirty.items():
             record = self._records[member_id]
             if record.empty:
-                writes.append(MemberWrite(event, member_id, None, 0))
+                writes.append(MemberWrite(partition, member_id, None, 0))
             else:
-                writes.append(
-                    MemberWrite(event, member_id, record.to_bytes(), record.earliest_day())
-                )
+                value = record.to_bytes()
+                writes.append(MemberWrite(partition, member_id, value, record.earliest_day()))
         self._dirty.clear()
         self._records.clear()
         return writes
@@ -213,8 +205,7 @@ class MemberCache:
     def store(self, writes: list[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
         for write in writes:
-            bind_event(write.event)
-            self.table.put(write.key, write.value)
+            self.table.put(write.partition, write.key, write.value)
         for partition, offset in changelog_offsets.items():
             self.table.persisted(partition, offset)
 

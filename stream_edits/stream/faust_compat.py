@@ -1,19 +1,36 @@
-"""The one place that reaches into Faust internals, with the reason for each."""
+"""The one place that reaches into Faust internals for table routing, with the reason."""
 
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 from faust.streams import _current_event
-from faust.types import EventT
 
 
-def bind_event(event: EventT[bytes]) -> None:
-    """Make `event` Faust's current event.
+@dataclass(frozen=True, slots=True)
+class _Message:
+    partition: int
 
-    Faust routes a table read or write (RocksDB partition store and changelog partition) by the
-    current event. In a batch from `take_events` that is the batch's last event, whatever its
-    partition; binding each event while it is processed keeps every member's state in the
-    partition that owns the member.
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class _PartitionEvent:
+    """What Faust's stores read of the current event: its message's partition."""
+
+    message: _Message
+
+
+_EVENTS: dict[int, _PartitionEvent] = {}
+
+
+def bind_partition(partition: int) -> None:
+    """Route the next table reads and writes to `partition`.
+
+    Faust's RocksDB store picks the partition database of a read or write from the current
+    event, which the input path here does not create: a small stand-in per partition is bound
+    instead, so every member's state stays in the partition that owns the member.
     """
-    _current_event.set(weakref.ref(event))
+    event = _EVENTS.get(partition)
+    if event is None:
+        event = _EVENTS[partition] = _PartitionEvent(_Message(partition))
+    _current_event.set(weakref.ref(event))  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
-"""Per-batch processing in the agent: decode → engine → send, and state expiry by stream time.
+"""Per-batch processing in the decide task: decode → engine → send, and state expiry by stream
+time.
 
-Nothing here decides a claim: the engine does. This module turns Kafka events into engine calls
-and engine results into `claim-edits` and `claim-lines-dlq` messages.
+Nothing here decides a claim: the engine does. This module turns consumed records into engine
+calls and engine results into `claim-edits` and `claim-lines-dlq` messages.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, cast
 
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import EventT, ProducerT, TopicT
+from faust.types import ProducerT, TopicT
 from faust.types.tuples import RecordMetadata
 
 from stream_edits.engine import EditEngine, LineDecision
@@ -25,7 +26,7 @@ from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOff
 from stream_edits.rules.tables import RuleSet
 from stream_edits.stream.cache import MemberCache, MemberTable
 from stream_edits.stream.expiry import ExpiryIndex
-from stream_edits.stream.faust_compat import bind_event
+from stream_edits.stream.inbox import InputRecord
 from stream_edits.topics import line_key
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Stats:
 
 
 class Processor:
-    """Runs batches of `claim-lines` events through the engine and publishes the results."""
+    """Runs batches of `claim-lines` records through the engine and publishes the results."""
 
     def __init__(
         self,
@@ -116,8 +117,8 @@ class Processor:
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
 
-    async def process_batch(self, events: Sequence[EventT[bytes]]) -> None:
-        """Process events in order; deliver decisions; then deliver and store each member's state.
+    async def process_batch(self, records: Sequence[InputRecord]) -> None:
+        """Process records in order; deliver decisions; then deliver and store each member's state.
 
         Crash safety (at-least-once, nothing lost): decisions are delivered before the state
         that produced them is sent to the changelog, the state is delivered before the batch
@@ -125,20 +126,17 @@ class Processor:
         crash before the state is delivered replays the batch against the old state: the same
         decisions, the same revisions, sent again. A crash after it replays events the member
         record already applied (its applied offset): they are skipped, their decisions having
-        been delivered. A delivery error raises, so nothing after it is acked.
+        been delivered. A delivery error raises, so nothing after it is committed.
         """
-        for event in events:
+        for record in records:
             try:
-                self._process(event)
+                self._process(record)
             except Exception as error:  # a bug must not stop every member's stream
                 log.exception(
-                    "internal error on %s[%d]@%d",
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
+                    "internal error on %s[%d]@%d", record.topic, record.partition, record.offset
                 )
                 reason = f"internal error: {type(error).__name__}"
-                self.dead_letter(event, Rejection(reason=reason))
+                self.dead_letter(record, Rejection(reason=reason))
         # The producer is the transaction manager under exactly_once, so sends stay transactional.
         producer = await self.producer()
         outbox, self._outbox = self._outbox, []
@@ -157,26 +155,24 @@ class Processor:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)
         self.stats.batches += 1
 
-    def _process(self, event: EventT[bytes]) -> None:
-        bind_event(event)
-        self.members.event = event
+    def _process(self, record: InputRecord) -> None:
+        self.members.partition = record.partition
         self.stats.events += 1
-        parsed = decode_claim_line(event.value)
+        parsed = decode_claim_line(record.value or b"")
         if isinstance(parsed, Rejection):
-            self.dead_letter(event, parsed)
+            self.dead_letter(record, parsed)
             return
-        self._advance_clock(event, parsed)
-        record = self.members.record(parsed.member_id)
-        offset = event.message.offset
-        if offset <= record.applied_offset:
+        self._advance_clock(record.partition, parsed)
+        state = self.members.record(parsed.member_id)
+        if record.offset <= state.applied_offset:
             self.stats.replayed += 1
             return
-        record.applied_offset = offset
+        state.applied_offset = record.offset
         self.members.mark(parsed.member_id)
         outcome = self.engine.process(parsed)
         if outcome.rejection is not None:
             self.stats.conflicts += 1
-            self.dead_letter(event, outcome.rejection)
+            self.dead_letter(record, outcome.rejection)
             return
         decisions = outcome.decisions
         if outcome.duplicate:
@@ -184,11 +180,10 @@ class Processor:
             # while the decisions it caused were never sent. Re-send the current ones.
             self.stats.redeliveries += 1
             decisions = self.engine.restate_event(parsed)
-        self._publish(event, decisions)
+        self._publish(record, decisions)
 
-    def _publish(self, event: EventT[bytes], decisions: list[LineDecision]) -> None:
-        message = event.message
-        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+    def _publish(self, record: InputRecord, decisions: list[LineDecision]) -> None:
+        source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         decided_at = datetime.now(UTC).isoformat()
         for decision in decisions:
             value = decision.to_wire()
@@ -198,19 +193,18 @@ class Processor:
             # Same partition as the input: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            self._outbox.append((self.output, key, orjson.dumps(value), message.partition))
+            self._outbox.append((self.output, key, orjson.dumps(value), record.partition))
         self.stats.decisions += len(decisions)
 
-    async def dead_letter_now(self, event: EventT[bytes], rejection: Rejection) -> None:
-        """Dead-letter one event outside a batch and wait until it is delivered."""
-        self.dead_letter(event, rejection)
+    async def dead_letter_now(self, record: InputRecord, rejection: Rejection) -> None:
+        """Dead-letter one record outside a batch and wait until it is delivered."""
+        self.dead_letter(record, rejection)
         message = self._outbox.pop()
         await deliver(await self.producer(), [message])
 
-    def dead_letter(self, event: EventT[bytes], rejection: Rejection) -> None:
+    def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
         """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""
-        message = event.message
-        raw: bytes = message.value or b""
+        raw: bytes = record.value or b""
         try:
             text: str | None = raw.decode()
         except UnicodeDecodeError:
@@ -221,31 +215,30 @@ class Processor:
             raw_base64=base64.b64encode(raw).decode(),
             raw_text=text,
             source=SourceOffset(
-                topic=message.topic, partition=message.partition, offset=message.offset
+                topic=record.topic, partition=record.partition, offset=record.offset
             ),
             failed_at=datetime.now(UTC),
         )
         value = orjson.dumps(letter.model_dump(mode="json", exclude_none=True))
-        self._outbox.append((self.dlq, message.key, value, message.partition))
+        self._outbox.append((self.dlq, record.key, value, record.partition))
         self.stats.dead_letters += 1
         log.warning(
             "dead-lettered %s[%d]@%d: %s",
-            message.topic,
-            message.partition,
-            message.offset,
+            record.topic,
+            record.partition,
+            record.offset,
             ", ".join(e.field for e in rejection.errors) or "conflict",
         )
 
     # -- expiry by stream time ------------------------------------------------------------------
 
-    def _advance_clock(self, event: EventT[bytes], parsed: ClaimLineEvent) -> None:
+    def _advance_clock(self, partition: int, parsed: ClaimLineEvent) -> None:
         """Track the partition's stream time (newest received_at) and sweep on week boundaries.
 
         Sweeps happen at fixed stream-time boundaries, so a replay of the same partition expires
         exactly the same state at the same point as the live run did; the wall clock never
         enters.
         """
-        partition = event.message.partition
         today = parsed.received_at.date().toordinal()
         if today <= self._stream_day.get(partition, 0):
             return

@@ -14,20 +14,14 @@ from stream_edits.stream.processor import Processor
 
 
 @dataclass
-class FakeMessage:
-    topic: str
-    partition: int
+class FakeRecord:
+    """A consumed record of the input topic, partition 0."""
+
     offset: int
-    key: bytes | None
     value: bytes
-
-
-class FakeEvent:
-    """The part of a Faust event the processor reads (weak-referenceable, like Faust's)."""
-
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.value = value
-        self.message = FakeMessage("claim-lines", 0, offset, None, value)
+    topic: str = "claim-lines"
+    partition: int = 0
+    key: bytes | None = None
 
 
 class FakeTopic:
@@ -70,13 +64,13 @@ class DictTable:
         self.data: dict[bytes, bytes] = {}
         self.persisted_offsets: dict[int, int] = {}
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, partition: int, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     def stored_keys(self) -> Iterator[bytes]:
         return iter(self.data)
 
-    def put(self, key: bytes, value: bytes | None) -> None:
+    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         if value is None:
             self.data.pop(key, None)
         else:

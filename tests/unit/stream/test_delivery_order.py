@@ -6,17 +6,17 @@ import orjson
 import pytest
 
 from tests.factories import line
-from tests.unit.stream.fakes import DictTable, FakeEvent, FakeProducer, fake_processor
+from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 
-def _batch() -> list[FakeEvent]:
+def _batch() -> list[FakeRecord]:
     """A patient-day whose late primary flips an earlier add-on: two revisions of one line."""
     events = [
         line("C-addon", 1, "64462", minutes=5),
         line("C-primary", 1, "64461", minutes=0),
         line("C-other", 1, "99213", member_id="M2"),
     ]
-    return [FakeEvent(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+    return [FakeRecord(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
 
 
 def _decisions(producer: FakeProducer) -> list[tuple[str, int, str, int]]:

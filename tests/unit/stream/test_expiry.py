@@ -9,10 +9,10 @@ import orjson
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.processor import Processor
 from tests.factories import T0, line
-from tests.unit.stream.fakes import DictTable, FakeEvent, fake_processor
+from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor
 
 
-def _history() -> list[FakeEvent]:
+def _history() -> list[FakeRecord]:
     """Member IDLE bills once; member BUSY bills every week for 20 weeks after."""
     events = [line("C-idle", 1, "64461", member_id="IDLE", dos=T0.date())]
     for week in range(20):
@@ -27,11 +27,11 @@ def _history() -> list[FakeEvent]:
                 minutes=week * 7 * 24 * 60,
             )
         )
-    return [FakeEvent(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+    return [FakeRecord(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
 
 
 async def _run(
-    batches: list[list[FakeEvent]], horizon_days: int
+    batches: list[list[FakeRecord]], horizon_days: int
 ) -> tuple[dict[bytes, bytes], Processor]:
     table = DictTable()
     processor = fake_processor(table, horizon_days)

@@ -1,0 +1,103 @@
+"""Fetched input records waiting for the decide task: whole fetches in, bounded batches out.
+
+The consumer puts each partition's share of a fetch here as one chunk of raw records (no Faust
+message, event or per-record task); the decide task takes up to a batch of records at a time,
+in fetch order, with the offset after the last record of each partition it took. On a rebalance
+the consumer drops what is queued and waits for the batch in flight (`drain`): what was dropped
+is fetched again from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from faust.types.tuples import TP
+
+
+class InputRecord(Protocol):
+    """The fields of a consumed record the processor reads (aiokafka's ConsumerRecord)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records to process in order, and per partition the offset to commit once they are."""
+
+    records: list[InputRecord] = field(default_factory=list)
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+
+
+class Inbox:
+    """A bounded queue of fetched records of the input topics, between fetcher and decide task."""
+
+    def __init__(self, topics: set[str], capacity: int) -> None:
+        self.topics = topics
+        self.capacity = capacity
+        self._chunks: deque[tuple[TP, list[InputRecord]]] = deque()
+        self._size = 0
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return self._size
+
+    async def put(self, tp: TP, records: list[InputRecord], accept: Callable[[], bool]) -> None:
+        """Queue a partition's fetched records, waiting while full; `accept` is asked after the
+        wait (a rebalance may have begun meanwhile, and then the records are dropped)."""
+        while self._size >= self.capacity:
+            self._not_full.clear()
+            await self._not_full.wait()
+        if records and accept():
+            self._chunks.append((tp, records))
+            self._size += len(records)
+            self._not_empty.set()
+
+    async def take(self, max_records: int) -> Batch:
+        """Wait for records, then take up to `max_records` of them; the inbox is busy until
+        `done` is called."""
+        while not self._chunks:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        batch = Batch()
+        while self._chunks and len(batch.records) < max_records:
+            tp, records = self._chunks[0]
+            room = max_records - len(batch.records)
+            if len(records) <= room:
+                self._chunks.popleft()
+                part = records
+            else:
+                part = records[:room]
+                self._chunks[0] = (tp, records[room:])
+            batch.records.extend(part)
+            batch.next_offsets[tp] = part[-1].offset + 1
+        self._size -= len(batch.records)
+        self._not_full.set()
+        self._idle.clear()
+        return batch
+
+    def done(self) -> None:
+        """The batch taken last is processed (or abandoned by a crash)."""
+        self._idle.set()
+
+    async def drain(self) -> None:
+        """Drop every queued record and wait until the batch in flight is done."""
+        self._chunks.clear()
+        self._size = 0
+        self._not_full.set()
+        await self._idle.wait()
