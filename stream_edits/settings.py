@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     horizon_days: int = Field(default=400, ge=1)
     # The decide task takes whatever input has queued up, at most batch_max events at a time.
     batch_max: int = Field(default=2000, ge=1)
-    # Producer linger: sends wait up to this long to fill a batch (fewer, larger requests).
-    producer_linger_ms: float = Field(default=5.0, ge=0)
+    # Producer linger: sends wait up to this long to fill a batch. The processor appends a whole
+    # batch's messages before it flushes, so its requests are full without waiting.
+    producer_linger_ms: float = Field(default=0.0, ge=0)
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
     session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None

@@ -139,6 +139,9 @@ class MemberRecord:
     def earliest_day(self) -> int:
         """The earliest `last_day` over this member's claim entries and days (0 when empty)."""
         self._sync()
+        return self._earliest_synced()
+
+    def _earliest_synced(self) -> int:
         days = [wire[-1] for wire in self._claims.values()]
         days.extend(wire[-1] for wire in self._days.values())
         return min(days, default=0)
@@ -158,6 +161,11 @@ class MemberRecord:
         """The record as stored: orjson of {o: offset, c: claims, d: days}."""
         self._sync()
         return orjson.dumps({"o": self.applied_offset, "c": self._claims, "d": self._days})
+
+    def stored(self) -> tuple[bytes, int]:
+        """The record as stored and its earliest `last_day`, encoding its parts once."""
+        value = self.to_bytes()
+        return value, self._earliest_synced()
 
 
 class MemberCache:
@@ -196,8 +204,8 @@ class MemberCache:
             if record.empty:
                 writes.append(MemberWrite(partition, member_id, None, 0))
             else:
-                value = record.to_bytes()
-                writes.append(MemberWrite(partition, member_id, value, record.earliest_day()))
+                value, earliest_day = record.stored()
+                writes.append(MemberWrite(partition, member_id, value, earliest_day))
         self._dirty.clear()
         self._records.clear()
         return writes
