@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # Producer linger: sends wait up to this long to fill a batch. The processor appends a whole
     # batch's messages before it flushes, so its requests are full without waiting.
     producer_linger_ms: float = Field(default=0.0, ge=0)
+    # Largest record batch per partition in one produce request (Faust's default is 16 KiB: a
+    # batch's decisions then take dozens of sequential requests). Keep under the broker's
+    # message.max.bytes.
+    producer_max_batch_bytes: int = Field(default=512 * 1024, ge=1024)
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
     session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None

@@ -1,11 +1,14 @@
-"""The one place that reaches into Faust internals for table routing, with the reason."""
+"""The one place that reaches into Faust internals, with the reason for each."""
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaProducer
 from faust.streams import _current_event
+from faust.transport.drivers.aiokafka import Producer as FaustAIOKafkaProducer
+from faust.types import ProducerT
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +37,16 @@ def bind_partition(partition: int) -> None:
     if event is None:
         event = _EVENTS[partition] = _PartitionEvent(_Message(partition))
     _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+
+
+def batch_producer(producer: ProducerT) -> AIOKafkaProducer | None:
+    """The aiokafka producer behind Faust's, when sends need no transaction; else None.
+
+    Faust's `send` takes one message and returns one future; a batch's messages are cheaper
+    appended to a record batch of the underlying producer. Under exactly_once Faust hands out
+    its transaction manager instead, whose per-partition transactional producers and locks are
+    Faust's to drive: those sends stay on Faust's path.
+    """
+    if isinstance(producer, FaustAIOKafkaProducer):
+        return producer._ensure_producer()
+    return None

@@ -7,24 +7,23 @@ calls and engine results into `claim-edits` and `claim-lines-dlq` messages.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
 from faust.types import ProducerT, TopicT
-from faust.types.tuples import RecordMetadata
 
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
 from stream_edits.stream.cache import MemberCache, MemberTable
+from stream_edits.stream.delivery import Message, deliver
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.inbox import InputRecord
 from stream_edits.topics import line_key
@@ -38,25 +37,6 @@ def partition_of(member_id: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a member_id key."""
     hashed: int = murmur2(member_id)
     return (hashed & 0x7FFFFFFF) % partitions
-
-
-Message = tuple[str, bytes | None, bytes | None, int]  # topic, key, value, partition
-
-
-async def deliver(producer: ProducerT, messages: Sequence[Message]) -> list[RecordMetadata]:
-    """Send messages, wait until all are acknowledged, and raise the first delivery error.
-
-    Faust's and aiokafka's `flush` wait for every pending send but report no failure: the
-    per-message results are checked here, so a failed send is never mistaken for a delivered one.
-    """
-    if not messages:
-        return []
-    futures = [
-        await producer.send(topic, key, value, partition, None, None)
-        for topic, key, value, partition in messages
-    ]
-    await producer.flush()
-    return [cast(asyncio.Future[RecordMetadata], future).result() for future in futures]
 
 
 @dataclass
@@ -110,6 +90,7 @@ class Processor:
         # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
         # a Faust send, and its buffer's flush does not wait for everything).
         self._outbox: list[Message] = []
+        self._decided_at = ""  # when the batch in the making started: its decisions' time
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.stats = Stats()
@@ -128,6 +109,7 @@ class Processor:
         record already applied (its applied offset): they are skipped, their decisions having
         been delivered. A delivery error raises, so nothing after it is committed.
         """
+        self._decided_at = datetime.now(UTC).isoformat()
         for record in records:
             try:
                 self._process(record)
@@ -146,10 +128,7 @@ class Processor:
         delivered = await deliver(
             producer, [(changelog, w.key, w.value, w.partition) for w in writes]
         )
-        offsets: dict[int, int] = {}
-        for metadata in delivered:
-            offsets[metadata.partition] = max(metadata.offset, offsets.get(metadata.partition, -1))
-        self.members.store(writes, offsets)
+        self.members.store(writes, {partition: last for (_, partition), last in delivered.items()})
         for write in writes:
             if write.value is not None:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)
@@ -184,11 +163,10 @@ class Processor:
 
     def _publish(self, record: InputRecord, decisions: list[LineDecision]) -> None:
         source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-        decided_at = datetime.now(UTC).isoformat()
         for decision in decisions:
             value = decision.to_wire()
             value["provider_npi"] = decision.provider_npi
-            value["decided_at"] = decided_at
+            value["decided_at"] = self._decided_at
             value["source"] = source
             # Same partition as the input: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
