@@ -97,15 +97,25 @@ class MemberWrite:
 class MemberRecord:
     """One member's state: claim entries, days, and the last input offset applied to them."""
 
-    __slots__ = ("applied_offset", "_claims", "_days", "claims", "days")
+    __slots__ = (
+        "applied_offset",
+        "_claims",
+        "_days",
+        "claims",
+        "days",
+        "changed_claims",
+        "changed_days",
+    )
 
     def __init__(self, raw: dict[str, Any] | None = None) -> None:
         raw = raw or {}
         self.applied_offset: int = raw.get("o", -1)
-        self._claims: dict[str, Any] = raw.get("c", {})
+        self._claims: dict[str, Any] = raw.get("c", {})  # wire forms, as stored
         self._days: dict[str, Any] = raw.get("d", {})
-        self.claims: dict[str, ClaimEntry] = {}
+        self.claims: dict[str, ClaimEntry] = {}  # decoded on first use
         self.days: dict[date, DayState] = {}
+        self.changed_claims: set[str] = set()  # put since the last encoding
+        self.changed_days: set[date] = set()
 
     def claim(self, claim_id: str) -> ClaimEntry | None:
         """The claim entry, decoded on first use."""
@@ -152,10 +162,13 @@ class MemberRecord:
         return not (self._claims or self._days or self.claims or self.days)
 
     def _sync(self) -> None:
-        for claim_id, entry in self.claims.items():
-            self._claims[claim_id] = entry.to_wire()
-        for dos, state in self.days.items():
-            self._days[dos.isoformat()] = state.to_wire()
+        """Encode the parts put since the last encoding into the wire forms."""
+        for claim_id in self.changed_claims:
+            self._claims[claim_id] = self.claims[claim_id].to_wire()
+        for dos in self.changed_days:
+            self._days[dos.isoformat()] = self.days[dos].to_wire()
+        self.changed_claims.clear()
+        self.changed_days.clear()
 
     def to_bytes(self) -> bytes:
         """The record as stored: orjson of {o: offset, c: claims, d: days}."""
@@ -171,12 +184,18 @@ class MemberRecord:
 class MemberCache:
     """Write-back cache of member records over a `MemberTable` of raw bytes keyed by member_id.
 
+    Records stay decoded between batches (up to `capacity` members, the oldest stored ones
+    evicted first), so a member active in consecutive batches is not decoded again each time;
+    only the parts a batch changed are encoded again. A rebalance empties it (`forget`): the
+    table may then be recovered from the changelog.
+
     Records are read and written in the partition of the record being processed (`partition`,
     set by the processor): the partition that owns the member, its input, state and changelog.
     """
 
-    def __init__(self, table: MemberTable) -> None:
+    def __init__(self, table: MemberTable, capacity: int = 100_000) -> None:
         self.table = table
+        self.capacity = capacity
         self._records: dict[str, MemberRecord] = {}
         self._dirty: dict[str, int] = {}
         self.claims = _ClaimsView(self)
@@ -184,7 +203,7 @@ class MemberCache:
         self.partition = 0  # of the record being processed, set by the processor
 
     def record(self, member_id: str) -> MemberRecord:
-        """The member's record, read from the table on first use in this batch."""
+        """The member's record, read from the table unless cached."""
         record = self._records.get(member_id)
         if record is None:
             raw = self.table.get(self.partition, member_id.encode())
@@ -207,22 +226,32 @@ class MemberCache:
                 value, earliest_day = record.stored()
                 writes.append(MemberWrite(partition, member_id, value, earliest_day))
         self._dirty.clear()
-        self._records.clear()
         return writes
 
     def store(self, writes: list[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
         for write in writes:
             self.table.put(write.partition, write.key, write.value)
+            if write.value is None:
+                self._records.pop(write.member_id, None)
         for partition, offset in changelog_offsets.items():
             self.table.persisted(partition, offset)
+        excess = len(self._records) - self.capacity
+        if excess > 0:  # the oldest first (insertion order); all are stored, none dirty
+            for member_id in [m for m in self._records if m not in self._dirty][:excess]:
+                del self._records[member_id]
+
+    def forget(self) -> None:
+        """Drop every cached record (after a rebalance the table is the truth)."""
+        self._records.clear()
+        self._dirty.clear()
 
     def dirty_ids(self) -> list[str]:
-        """Members changed in this batch and not yet written."""
+        """Members changed in the batch in the making."""
         return list(self._dirty)
 
     def member_ids(self) -> list[str]:
-        """Members stored on the partitions this worker owns, or cached in this batch."""
+        """Members stored on the partitions this worker owns, or cached."""
         stored = {key.decode() for key in self.table.stored_keys()}
         return sorted(stored.union(self._records))
 
@@ -237,7 +266,9 @@ class _ClaimsView:
         return self._cache.record(key[0]).claim(key[1])
 
     def __setitem__(self, key: tuple[str, str], value: ClaimEntry) -> None:
-        self._cache.record(key[0]).claims[key[1]] = value
+        record = self._cache.record(key[0])
+        record.claims[key[1]] = value
+        record.changed_claims.add(key[1])
         self._cache.mark(key[0])
 
 
@@ -251,5 +282,7 @@ class _DaysView:
         return self._cache.record(key[0]).day(key[1])
 
     def __setitem__(self, key: tuple[str, date], value: DayState) -> None:
-        self._cache.record(key[0]).days[key[1]] = value
+        record = self._cache.record(key[0])
+        record.days[key[1]] = value
+        record.changed_days.add(key[1])
         self._cache.mark(key[0])

@@ -252,7 +252,9 @@ class Processor:
                 self.expiry.file(partition, member_id, record.earliest_day())
 
     def forget_assignment(self) -> None:
-        """Drop per-partition memory after a rebalance: clocks and the expiry index rebuild."""
+        """Drop per-partition memory after a rebalance: cached records, clocks and the expiry
+        index are rebuilt from the table and the stream."""
+        self.members.forget()
         self.expiry.reset()
         self._stream_day.clear()
         self._swept.clear()
