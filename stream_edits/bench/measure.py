@@ -89,6 +89,7 @@ class Options:
     drain_timeout_s: float
     settle_timeout_s: float
     log_dir: Path
+    quiet_s: float = 3.0  # idle time before each paced run: latency is measured in steady state
     profile: bool = False
     keep_topics: bool = False
 
@@ -368,6 +369,9 @@ class Run:
         target = expected_backlog
         for phase in workload.phases:
             lines = range(phase.start, phase.start + phase.count)
+            # Not in the wake of the backlog (the pipeline's last commits and state writes, the
+            # broker's): every pipeline gets the same quiet time before its paced runs.
+            await asyncio.sleep(self.options.quiet_s)
             await self._start_profiler(pid, str(phase.rate))
             offered = await self._produce(producer, lines, rate=phase.rate)
             target += self._expected(lines)

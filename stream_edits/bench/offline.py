@@ -89,9 +89,9 @@ def _state_size(
 ) -> StateSize:
     records: dict[str, MemberRecord] = {}
     for (member, claim_id), entry in claims.items():
-        records.setdefault(member, MemberRecord()).claims[claim_id] = entry
+        records.setdefault(member, MemberRecord()).put_claim(claim_id, entry)
     for (member, dos), day in days.items():
-        records.setdefault(member, MemberRecord()).days[dos] = day
+        records.setdefault(member, MemberRecord()).put_day(dos, day)
     return StateSize(
         patient_days=patient_days,
         claim_entries=len(claims),

@@ -24,6 +24,12 @@ from stream_edits.stream.transport import BatchingConsumer, use_inbox
 
 log = logging.getLogger(__name__)
 
+# Batches smaller than this are finished (state delivered, offsets committable) before the next
+# is taken; larger ones, a backlog, overlap their deliveries with the next batch's processing.
+# Overlap pays when processing a batch takes long against a delivery round trip; small batches
+# gain nothing from it (and measured a worse p99 at 5,000 lines/s).
+PIPELINE_MIN_RECORDS = 500
+
 # Loggers that format every message they handle at DEBUG, values included (PHI, and ~10% of the
 # time per event): they are held at WARNING whatever the worker's own level.
 CHATTY_LOGGERS = ("aiokafka", "faust.topics", "faust.transport", "faust.tables", "mode")
@@ -87,6 +93,7 @@ def create_app(settings: Settings) -> faust.App:
         app.maybe_start_producer,
         settings.partitions,
         settings.horizon_days,
+        settings.member_cache,
     )
 
     source = claim_lines
@@ -121,14 +128,16 @@ def create_app(settings: Settings) -> faust.App:
         consumer = cast(BatchingConsumer, app.consumer)
         try:
             while True:
-                batch = await inbox.take(settings.batch_max)
-                try:
-                    await processor.process_batch(batch.records)
-                    consumer.processed(batch.next_offsets)
-                finally:
+                if not len(inbox):  # nothing waiting: finish the batches in flight, then idle
+                    consumer.processed(await processor.settle())
                     inbox.done()
+                batch = await inbox.take(settings.batch_max)
+                consumer.processed(await processor.process_batch(batch.records, batch.next_offsets))
+                if len(batch.records) < PIPELINE_MIN_RECORDS:  # not a backlog: finish it now
+                    consumer.processed(await processor.settle())
         except Exception as error:  # nothing committed past a failure: crash, restart, replay
             log.exception("decide_lines failed")
+            inbox.done()
             await app.crash(error)
 
     @app.on_partitions_revoked.connect

@@ -133,6 +133,16 @@ class MemberRecord:
                 state = self.days[dos] = DayState.from_wire(wire)
         return state
 
+    def put_claim(self, claim_id: str, entry: ClaimEntry) -> None:
+        """Set a claim entry (encoded at the next `stored`)."""
+        self.claims[claim_id] = entry
+        self.changed_claims.add(claim_id)
+
+    def put_day(self, dos: date, state: DayState) -> None:
+        """Set a patient-day (encoded at the next `stored`)."""
+        self.days[dos] = state
+        self.changed_days.add(dos)
+
     def expire(self, cutoff: int) -> int:
         """Drop claim entries and days last touched before `cutoff` (a day ordinal)."""
         self._sync()
@@ -184,20 +194,21 @@ class MemberRecord:
 class MemberCache:
     """Write-back cache of member records over a `MemberTable` of raw bytes keyed by member_id.
 
-    Records stay decoded between batches (up to `capacity` members, the oldest stored ones
-    evicted first), so a member active in consecutive batches is not decoded again each time;
-    only the parts a batch changed are encoded again. A rebalance empties it (`forget`): the
-    table may then be recovered from the changelog.
+    A record stays decoded while a write of it is on its way to the changelog (the table does
+    not have it yet), and beyond that for up to `capacity` members, the oldest stored ones
+    evicted first. Only the parts a batch changed are encoded again. A rebalance empties it
+    (`forget`): the table may then be recovered from the changelog.
 
     Records are read and written in the partition of the record being processed (`partition`,
     set by the processor): the partition that owns the member, its input, state and changelog.
     """
 
-    def __init__(self, table: MemberTable, capacity: int = 100_000) -> None:
+    def __init__(self, table: MemberTable, capacity: int = 0) -> None:
         self.table = table
         self.capacity = capacity
         self._records: dict[str, MemberRecord] = {}
-        self._dirty: dict[str, int] = {}
+        self._dirty: dict[str, int] = {}  # changed in the batch in the making → partition
+        self._unstored: dict[str, int] = {}  # encoded writes not yet stored, per member
         self.claims = _ClaimsView(self)
         self.days = _DaysView(self)
         self.partition = 0  # of the record being processed, set by the processor
@@ -219,6 +230,7 @@ class MemberCache:
         """Encode every changed record (an empty one as a deletion) and forget the batch."""
         writes = []
         for member_id, partition in self._dirty.items():
+            self._unstored[member_id] = self._unstored.get(member_id, 0) + 1
             record = self._records[member_id]
             if record.empty:
                 writes.append(MemberWrite(partition, member_id, None, 0))
@@ -231,20 +243,29 @@ class MemberCache:
     def store(self, writes: list[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
         for write in writes:
+            member_id = write.member_id
             self.table.put(write.partition, write.key, write.value)
-            if write.value is None:
-                self._records.pop(write.member_id, None)
+            left = self._unstored[member_id] - 1
+            if left:
+                self._unstored[member_id] = left
+            else:
+                del self._unstored[member_id]
+                record = self._records.get(member_id)
+                if record is not None and record.empty and member_id not in self._dirty:
+                    del self._records[member_id]
         for partition, offset in changelog_offsets.items():
             self.table.persisted(partition, offset)
         excess = len(self._records) - self.capacity
-        if excess > 0:  # the oldest first (insertion order); all are stored, none dirty
-            for member_id in [m for m in self._records if m not in self._dirty][:excess]:
+        if excess > 0:  # the oldest first (insertion order), never one with a change to store
+            pending = self._dirty.keys() | self._unstored.keys()
+            for member_id in [m for m in self._records if m not in pending][:excess]:
                 del self._records[member_id]
 
     def forget(self) -> None:
         """Drop every cached record (after a rebalance the table is the truth)."""
         self._records.clear()
         self._dirty.clear()
+        self._unstored.clear()
 
     def dirty_ids(self) -> list[str]:
         """Members changed in the batch in the making."""
@@ -266,9 +287,7 @@ class _ClaimsView:
         return self._cache.record(key[0]).claim(key[1])
 
     def __setitem__(self, key: tuple[str, str], value: ClaimEntry) -> None:
-        record = self._cache.record(key[0])
-        record.claims[key[1]] = value
-        record.changed_claims.add(key[1])
+        self._cache.record(key[0]).put_claim(key[1], value)
         self._cache.mark(key[0])
 
 
@@ -282,7 +301,5 @@ class _DaysView:
         return self._cache.record(key[0]).day(key[1])
 
     def __setitem__(self, key: tuple[str, date], value: DayState) -> None:
-        record = self._cache.record(key[0])
-        record.days[key[1]] = value
-        record.changed_days.add(key[1])
+        self._cache.record(key[0]).put_day(key[1], value)
         self._cache.mark(key[0])

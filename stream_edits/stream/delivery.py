@@ -1,18 +1,19 @@
 """Sending a batch's messages and knowing they arrived: the only way out of the processor.
 
-Faust's and aiokafka's `flush` wait for every pending send but report no failure, so the result
-of each send is checked here: a failed send raises, and is never mistaken for a delivered one.
+`send` hands messages to the producer and returns at once; `Sent.wait` waits until every one is
+acknowledged. Faust's and aiokafka's `flush` wait for pending sends but report no failure, so
+each send's result is checked here: a failed send raises, never mistaken for a delivered one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faust.types import ProducerT
-from faust.types.tuples import RecordMetadata
 
 from stream_edits.stream.faust_compat import batch_producer
 
@@ -20,55 +21,56 @@ Message = tuple[str, bytes | None, bytes | None, int]  # topic, key, value, part
 LastOffsets = dict[tuple[str, int], int]  # (topic, partition) → offset of the last message
 
 
-async def deliver(producer: ProducerT, messages: Sequence[Message]) -> LastOffsets:
-    """Send messages in order, wait until all are acknowledged, raise the first delivery error.
+@dataclass
+class Sent:
+    """Messages handed to the producer: per future, how many messages it acknowledges."""
 
-    Returns the offset of the last message delivered to each topic partition.
-    """
-    if not messages:
-        return {}
+    futures: list[tuple[asyncio.Future[Any], int]] = field(default_factory=list)
+
+    async def wait(self) -> LastOffsets:
+        """Wait until all are acknowledged; raise the first error; the last offset per topic
+        partition."""
+        last: LastOffsets = {}
+        for future, count in self.futures:
+            metadata = await future  # a batch's future gives its base offset
+            last[metadata.topic, metadata.partition] = metadata.offset + count - 1
+        return last
+
+
+async def send(producer: ProducerT, messages: Sequence[Message]) -> Sent:
+    """Hand messages to the producer in order, without waiting for them to arrive."""
     batching = batch_producer(producer)
     if batching is not None:
-        return await _deliver_batched(batching, messages)
-    return await _deliver_each(producer, messages)
+        return await _send_batched(batching, messages)
+    sent = Sent()
+    for topic, key, value, partition in messages:  # through Faust: its transactions, if any
+        future = await producer.send(topic, key, value, partition, None, None)
+        sent.futures.append((asyncio.ensure_future(future), 1))
+    return sent
 
 
-async def _deliver_each(producer: ProducerT, messages: Sequence[Message]) -> LastOffsets:
-    """One send per message, through Faust (its transaction manager under exactly_once)."""
-    futures = [
-        await producer.send(topic, key, value, partition, None, None)
-        for topic, key, value, partition in messages
-    ]
-    await producer.flush()
-    last: LastOffsets = {}
-    for future in futures:
-        metadata = cast(asyncio.Future[RecordMetadata], future).result()
-        last[metadata.topic, metadata.partition] = metadata.offset
-    return last
+async def deliver(producer: ProducerT, messages: Sequence[Message]) -> LastOffsets:
+    """Send messages and wait until all are acknowledged."""
+    return await (await send(producer, messages)).wait()
 
 
-async def _deliver_batched(producer: AIOKafkaProducer, messages: Sequence[Message]) -> LastOffsets:
+async def _send_batched(producer: AIOKafkaProducer, messages: Sequence[Message]) -> Sent:
     """Record batches built here, one (or more, when full) per topic partition: no per-message
     future, callback or metadata wait."""
     groups: dict[tuple[str, int], list[Message]] = {}
     for message in messages:
         groups.setdefault((message[0], message[3]), []).append(message)
-    pending = []
+    sent = Sent()
     for (topic, partition), group in groups.items():
         builder = producer.create_batch()
         count = 0
         for _, key, value, _ in group:
             if builder.append(key=key, value=value, timestamp=None) is None:  # full
-                pending.append(
-                    (await producer.send_batch(builder, topic, partition=partition), count)
-                )
+                future = await producer.send_batch(builder, topic, partition=partition)
+                sent.futures.append((future, count))
                 builder, count = producer.create_batch(), 0
                 builder.append(key=key, value=value, timestamp=None)
             count += 1
-        pending.append((await producer.send_batch(builder, topic, partition=partition), count))
-    await producer.flush()
-    last: LastOffsets = {}
-    for future, count in pending:
-        metadata = future.result()  # the batch's base offset
-        last[metadata.topic, metadata.partition] = metadata.offset + count - 1
-    return last
+        future = await producer.send_batch(builder, topic, partition=partition)
+        sent.futures.append((future, count))
+    return sent

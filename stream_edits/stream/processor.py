@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import ProducerT, TopicT
+from faust.types import TP, ProducerT, TopicT
 
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, DeadLetter, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
-from stream_edits.stream.cache import MemberCache, MemberTable
-from stream_edits.stream.delivery import Message, deliver
+from stream_edits.stream.cache import MemberCache, MemberTable, MemberWrite
+from stream_edits.stream.delivery import Message, Sent, deliver, send
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.inbox import InputRecord
 from stream_edits.topics import line_key
@@ -37,6 +38,15 @@ def partition_of(member_id: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a member_id key."""
     hashed: int = murmur2(member_id)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class _InFlight:
+    """A processed batch on its way out: what was sent last for it, and what comes next."""
+
+    sent: Sent
+    writes: list[MemberWrite]
+    next_offsets: dict[TP, int]
 
 
 @dataclass
@@ -80,8 +90,9 @@ class Processor:
         producer: Callable[[], Awaitable[ProducerT]],
         partitions: int,
         horizon_days: int,
+        member_cache: int = 0,
     ) -> None:
-        self.members = MemberCache(members)
+        self.members = MemberCache(members, member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
         self.producer = producer
         self.output = output.get_topic_name()
@@ -91,6 +102,8 @@ class Processor:
         # a Faust send, and its buffer's flush does not wait for everything).
         self._outbox: list[Message] = []
         self._decided_at = ""  # when the batch in the making started: its decisions' time
+        self._deciding: deque[_InFlight] = deque()  # decisions sent (at most one batch)
+        self._persisting: deque[_InFlight] = deque()  # state sent (at most one batch)
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.stats = Stats()
@@ -98,16 +111,24 @@ class Processor:
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
 
-    async def process_batch(self, records: Sequence[InputRecord]) -> None:
-        """Process records in order; deliver decisions; then deliver and store each member's state.
+    async def process_batch(
+        self, records: Sequence[InputRecord], next_offsets: Mapping[TP, int]
+    ) -> dict[TP, int]:
+        """Process records in order and send their decisions; move earlier batches along.
 
-        Crash safety (at-least-once, nothing lost): decisions are delivered before the state
-        that produced them is sent to the changelog, the state is delivered before the batch
-        returns, and offsets are committed by Faust only after the caller acks the batch. A
-        crash before the state is delivered replays the batch against the old state: the same
-        decisions, the same revisions, sent again. A crash after it replays events the member
-        record already applied (its applied offset): they are skipped, their decisions having
-        been delivered. A delivery error raises, so nothing after it is committed.
+        `next_offsets` are the input offsets after this batch, per partition. Returns the input
+        offsets that became safe to commit: those of batches whose decisions and state have
+        both been delivered.
+
+        A batch's life, overlapped with the processing of the next ones:
+        1. processed: decisions and dead letters sent, changed member records encoded;
+        2. once its decisions are delivered: its member records sent to the changelog;
+        3. once those are delivered: records written to the local store, offsets committable.
+        Crash safety (at-least-once, nothing lost): a crash before step 2 replays the batch
+        against the state before it (the same decisions and revisions, sent again); after it,
+        replayed events the member record already applied (its applied offset) are skipped,
+        their decisions having been delivered first. A delivery error raises: nothing after it
+        is committed.
         """
         self._decided_at = datetime.now(UTC).isoformat()
         for record in records:
@@ -119,20 +140,43 @@ class Processor:
                 )
                 reason = f"internal error: {type(error).__name__}"
                 self.dead_letter(record, Rejection(reason=reason))
-        # The producer is the transaction manager under exactly_once, so sends stay transactional.
-        producer = await self.producer()
-        outbox, self._outbox = self._outbox, []
-        await deliver(producer, outbox)
         writes = self.members.writes()
-        changelog = self.members.table.changelog_topic
-        delivered = await deliver(
-            producer, [(changelog, w.key, w.value, w.partition) for w in writes]
-        )
-        self.members.store(writes, {partition: last for (_, partition), last in delivered.items()})
         for write in writes:
             if write.value is not None:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)
+        outbox, self._outbox = self._outbox, []
+        batch = _InFlight(await send(await self.producer(), outbox), writes, dict(next_offsets))
         self.stats.batches += 1
+        committable = await self._advance(wait_for_all=False)
+        self._deciding.append(batch)
+        return committable
+
+    async def settle(self) -> dict[TP, int]:
+        """Bring every batch in flight to its end; the input offsets now safe to commit."""
+        return await self._advance(wait_for_all=True)
+
+    async def _advance(self, wait_for_all: bool) -> dict[TP, int]:
+        """Steps 2 and 3 for the batches sent before (all of them with `wait_for_all`)."""
+        # The producer is the transaction manager under exactly_once: sends stay transactional.
+        producer = await self.producer()
+        changelog = self.members.table.changelog_topic
+        committable: dict[TP, int] = {}
+        while self._deciding or self._persisting:
+            if self._persisting:
+                done = self._persisting.popleft()
+                delivered = await done.sent.wait()
+                offsets = {partition: last for (_, partition), last in delivered.items()}
+                self.members.store(done.writes, offsets)
+                committable.update(done.next_offsets)
+            if self._deciding:
+                decided = self._deciding.popleft()
+                await decided.sent.wait()
+                messages = [(changelog, w.key, w.value, w.partition) for w in decided.writes]
+                decided.sent = await send(producer, messages)
+                self._persisting.append(decided)
+            if not wait_for_all:
+                break
+        return committable
 
     def _process(self, record: InputRecord) -> None:
         self.members.partition = record.partition

@@ -33,13 +33,16 @@ class FakeTopic:
 
 
 class FakeProducer:
-    """Acknowledges every send at once, numbering each partition's messages from 0; sends to
-    `failing_topic` fail the way a rejected batch does (the error is on the message's future)."""
+    """Acknowledges sends, numbering each partition's messages from 0: at once, or when
+    `release` is called while `hold` is set. Sends to `failing_topic` fail the way a rejected
+    batch does (the error is on the message's future)."""
 
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.failing_topic: str | None = None
+        self.hold = False
+        self._held: list[tuple[asyncio.Future[Any], RecordMetadata]] = []
 
     async def send(self, topic: str, key: Any, value: Any, partition: int, *_: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -48,8 +51,18 @@ class FakeProducer:
             return future
         offset = self.offsets[topic, partition] = self.offsets.get((topic, partition), -1) + 1
         self.sent.append((topic, key, value))
-        future.set_result(RecordMetadata(topic, partition, TP(topic, partition), offset, 0, 0))
+        metadata = RecordMetadata(topic, partition, TP(topic, partition), offset, 0, 0)
+        if self.hold:
+            self._held.append((future, metadata))
+        else:
+            future.set_result(metadata)
         return future
+
+    def release(self) -> None:
+        """Acknowledge every held send."""
+        for future, metadata in self._held:
+            future.set_result(metadata)
+        self._held.clear()
 
     async def flush(self) -> None:
         return None

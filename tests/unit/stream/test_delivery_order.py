@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
+from faust.types import TP
 
+from stream_edits.stream.processor import Processor
 from tests.factories import line
 from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
+P0 = TP("claim-lines", 0)
+EXPECTED = [
+    ("C-addon", 1, "deny", 1),
+    ("C-addon", 1, "accept", 2),
+    ("C-primary", 1, "accept", 1),
+    ("C-other", 1, "accept", 1),
+]
 
-def _batch() -> list[FakeRecord]:
+
+def _batch(first_offset: int = 0) -> list[FakeRecord]:
     """A patient-day whose late primary flips an earlier add-on: two revisions of one line."""
     events = [
         line("C-addon", 1, "64462", minutes=5),
         line("C-primary", 1, "64461", minutes=0),
         line("C-other", 1, "99213", member_id="M2"),
     ]
-    return [FakeRecord(i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+    return [
+        FakeRecord(first_offset + i, e.model_dump_json().encode()) for i, e in enumerate(events)
+    ]
 
 
 def _decisions(producer: FakeProducer) -> list[tuple[str, int, str, int]]:
@@ -28,20 +42,48 @@ def _decisions(producer: FakeProducer) -> list[tuple[str, int, str, int]]:
     return out
 
 
+def _topics(producer: FakeProducer) -> list[str]:
+    return [topic for topic, _, _ in producer.sent]
+
+
+async def _run(processor: Processor) -> dict[TP, int]:
+    committable = await processor.process_batch(_batch(), {P0: 3})
+    committable.update(await processor.settle())
+    return committable
+
+
 async def test_decisions_go_out_before_state_and_state_is_stored_after_its_changelog() -> None:
     producer, table = FakeProducer(), DictTable()
-    await fake_processor(table, producer=producer).process_batch(_batch())
-    topics = [topic for topic, _, _ in producer.sent]
-    assert topics == ["claim-edits"] * 4 + ["members-changelog"] * 2
-    assert _decisions(producer) == [
-        ("C-addon", 1, "deny", 1),
-        ("C-addon", 1, "accept", 2),
-        ("C-primary", 1, "accept", 1),
-        ("C-other", 1, "accept", 1),
-    ]
+    assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
+    assert _topics(producer) == ["claim-edits"] * 4 + ["members-changelog"] * 2
+    assert _decisions(producer) == EXPECTED
     changelog = {key: value for topic, key, value in producer.sent if topic == "members-changelog"}
     assert changelog == table.data and set(table.data) == {b"M1", b"M2"}
     assert table.persisted_offsets == {0: 1}  # the last changelog offset the batch reached
+
+
+async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
+    producer, table = FakeProducer(), DictTable()
+    producer.hold = True  # nothing is acknowledged until released
+    processor = fake_processor(table, producer=producer)
+    assert await processor.process_batch(_batch(), {P0: 3}) == {}
+    second = asyncio.create_task(processor.process_batch(_batch(3), {P0: 6}))
+    await asyncio.sleep(0.01)
+    # The second batch is processed (its decisions are redeliveries: re-sent) but the first
+    # batch's state waits for the first batch's decisions.
+    assert not second.done() and "members-changelog" not in _topics(producer)
+    producer.release()
+    assert await second == {}  # the first batch's state is sent, not yet acknowledged
+    assert processor.stats.redeliveries == 3  # read the first batch's state before it was stored
+    assert _topics(producer).count("members-changelog") == 2 and table.data == {}
+    settling = asyncio.create_task(processor.settle())
+    await asyncio.sleep(0.01)
+    assert not settling.done() and table.data == {}
+    producer.release()
+    await asyncio.sleep(0.01)
+    producer.release()
+    assert await settling == {P0: 6}
+    assert set(table.data) == {b"M1", b"M2"}
 
 
 @pytest.mark.parametrize("failing", ["claim-edits", "members-changelog"])
@@ -50,17 +92,11 @@ async def test_a_failed_delivery_raises_stores_nothing_and_a_replay_decides_the_
 ) -> None:
     producer, table = FakeProducer(), DictTable()
     producer.failing_topic = failing
-    processor = fake_processor(table, producer=producer)
     with pytest.raises(OSError, match="rejected"):
-        await processor.process_batch(_batch())
+        await _run(fake_processor(table, producer=producer))
     assert table.data == {} and table.persisted_offsets == {}
     # The worker crashes and restarts: the batch is replayed against the state it left.
     producer.failing_topic, producer.sent = None, []
-    await fake_processor(table, producer=producer).process_batch(_batch())
-    assert _decisions(producer) == [
-        ("C-addon", 1, "deny", 1),
-        ("C-addon", 1, "accept", 2),
-        ("C-primary", 1, "accept", 1),
-        ("C-other", 1, "accept", 1),
-    ]
+    assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
+    assert _decisions(producer) == EXPECTED
     assert set(table.data) == {b"M1", b"M2"}

@@ -36,7 +36,8 @@ async def _run(
     table = DictTable()
     processor = fake_processor(table, horizon_days)
     for batch in batches:
-        await processor.process_batch(batch)
+        await processor.process_batch(batch, {})
+    await processor.settle()
     return table.data, processor
 
 
