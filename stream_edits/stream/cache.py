@@ -20,7 +20,7 @@ from faust.types import StoreT, TableT
 from faust.types.tuples import TP
 
 from stream_edits.engine import ClaimEntry, DayState
-from stream_edits.stream.faust_compat import bind_partition
+from stream_edits.stream.faust_compat import bind_partition, partition_database
 
 
 class MemberTable(Protocol):
@@ -56,6 +56,10 @@ class FaustMemberTable:
         self.changelog_topic = table.changelog_topic.get_topic_name()
 
     def get(self, partition: int, key: bytes) -> bytes | None:
+        database = partition_database(self.table.data, partition)
+        if database is not None:
+            raw: bytes | None = database.get(key)
+            return raw
         bind_partition(partition)
         value: bytes | None = self.table.data.get(key)
         return value
@@ -64,10 +68,17 @@ class FaustMemberTable:
         return iter(self.table.data)
 
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        bind_partition(partition)
-        if value is None:
+        database = partition_database(self.table.data, partition)
+        if database is not None:
+            if value is None:
+                database.delete(key)
+            else:
+                database.put(key, value)
+        elif value is None:
+            bind_partition(partition)
             self.table.data.pop(key, None)
         else:
+            bind_partition(partition)
             self.table.data[key] = value
 
     def persisted(self, partition: int, offset: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faust.streams import _current_event
@@ -37,6 +38,17 @@ def bind_partition(partition: int) -> None:
     if event is None:
         event = _EVENTS[partition] = _PartitionEvent(_Message(partition))
     _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+
+
+def partition_database(store: object, partition: int) -> Any | None:
+    """The RocksDB database of `partition` in a Faust RocksDB store; None for other stores.
+
+    Each read or write through the store's mapping interface runs the key and value through
+    the serializer registry and looks up the current event for the partition; the member table
+    holds raw bytes of a known partition, so it reads and writes that partition's database.
+    """
+    databases = getattr(store, "_db_for_partition", None)
+    return None if databases is None else databases(partition)
 
 
 def batch_producer(producer: ProducerT) -> AIOKafkaProducer | None:
