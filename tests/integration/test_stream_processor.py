@@ -122,30 +122,37 @@ async def test_bad_input_goes_to_the_dead_letter_topic_and_valid_lines_still_get
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-async def test_kill_9_mid_stream_then_restart_ends_with_every_decision_check_gives(
+async def test_kill_9_twice_mid_stream_ends_with_every_decision_check_gives(
     rig: StreamRig, guarantee: str
 ) -> None:
     rig.extra_env["STREAM_EDITS_PROCESSING_GUARANTEE"] = guarantee
     lines = generate(20_000, seed=11)
     expected = expected_verdicts(lines)
-    first = rig.start_worker()
-    await rig.produce(lines)
-    seen: list[int] = []
 
-    async def progress() -> bool:
-        values = await rig.read(rig.settings.output_topic, lambda v: len(v) >= 4_000, 5)
-        seen.append(len(values))
-        return len(values) >= 4_000
+    async def outputs_reach(count: int) -> int:
+        seen = 0
+        for _ in range(60):
+            values = await rig.read(rig.settings.output_topic, lambda v: len(v) >= count, 5)
+            seen = len(values)
+            if seen >= count:
+                break
+        assert seen >= count, rig.logs()
+        return seen
 
-    for _ in range(60):
-        if await progress():
-            break
-    assert seen[-1] >= 4_000, rig.logs()
-    rig.kill(first)  # somewhere in the middle: decisions sent, offsets and state partly behind
+    # The second part is produced only after the first kill, so that kill lands mid-stream
+    # however fast the worker is: decisions sent, offsets and state partly behind.
+    worker = rig.start_worker()
+    await rig.produce(lines[:12_000])
+    await outputs_reach(4_000)
+    rig.kill(worker)
     at_kill = await rig.read(rig.settings.output_topic, lambda v: False, 3)
     decided = {(v["claim_id"], v["line_number"]) for v in at_kill}
-    assert len(decided) < len(expected), "the worker finished before it was killed"
-    print(f"killed after {len(decided)} of {len(expected)} lines were decided")
+    assert len(decided) < 12_000, "the worker finished the first part before it was killed"
+    print(f"first kill after {len(decided)} of {len(expected)} lines were decided")
+    worker = rig.start_worker()
+    await rig.produce(lines[12_000:])
+    print(f"second kill after {await outputs_reach(14_000)} decisions were published")
+    rig.kill(worker)  # again, now in the middle of a restarted worker's catch-up
     rig.start_worker()
     got = await rig.verdicts(expected, timeout=240)
     wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
