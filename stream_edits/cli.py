@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lines", type=int, default=50_000, help="backlog lines")
     bench.add_argument("--rates", default="1000,5000", help="offered rates for latency runs")
     bench.add_argument("--latency-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--quiet-seconds", type=float, default=3.0, help="idle time before each paced run"
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.add_argument("--seed", type=int, default=7, help="workload seed")
     bench.add_argument("--pipelines", default="raw,faust,processor", help="which to run")

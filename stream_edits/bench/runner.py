@@ -156,6 +156,7 @@ async def _measure_all(
                 drain_timeout_s=60 + args.lines / 1000,
                 settle_timeout_s=max(10.0, 2 * args.latency_seconds),
                 log_dir=out / "logs",
+                quiet_s=args.quiet_seconds,
                 profile=name in profiled,
                 keep_topics=args.keep_topics,
             )
@@ -257,6 +258,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             "lines": args.lines,
             "rates": rates,
             "latency_seconds": args.latency_seconds,
+            "quiet_seconds": args.quiet_seconds,
             "partitions": settings.partitions,
             "processor_store": args.store or settings.store,
             "processor_env": _parse_env(args.processor_env),

@@ -26,7 +26,8 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory, bootstrap_servers: st
     out = tmp_path_factory.mktemp("bench")
     # A subprocess, as a user runs it: the bench starts pipelines and event loops of its own.
     command = [sys.executable, "-m", "stream_edits", "bench", "--lines", "1000"]
-    command += ["--rates", "200", "--latency-seconds", "2", "--out", str(out)]
+    command += ["--rates", "200", "--latency-seconds", "2", "--quiet-seconds", "0.5"]
+    command += ["--out", str(out)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=85, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return out
