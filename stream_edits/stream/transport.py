@@ -76,8 +76,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         await super().wait_empty()
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
-        """Forget processed offsets of partitions this worker no longer owns."""
-        self._processed = {tp: o for tp, o in self._processed.items() if tp in assigned}
+        """Forget processed offsets: they were committed when the partitions were revoked, and
+        the new assignment starts from the committed offsets."""
+        self._processed = {}
         await super().on_partitions_assigned(assigned, generation_id)
 
 
