@@ -6,6 +6,7 @@ input, so the stream is held to the engine contract, revisions included.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,6 +169,22 @@ async def test_two_workers_in_one_group_give_the_same_result_as_one(rig: StreamR
     got = await rig.verdicts(expected, timeout=180)
     assert got == expected, rig.logs()
     assert all(w.poll() is None for w in rig.workers), rig.logs()
+
+
+async def test_a_worker_joining_mid_stream_then_the_first_killed_changes_no_decision(
+    rig: StreamRig,
+) -> None:
+    lines = generate(20_000, seed=61)
+    expected = expected_verdicts(lines)
+    first = rig.start_worker()
+    await rig.produce(lines[:10_000])
+    rig.start_worker()  # a rebalance while the first worker has batches in flight
+    await rig.produce(lines[10_000:])
+    await asyncio.sleep(3)
+    rig.kill(first)  # and its partitions fail over to the second
+    got = await rig.verdicts(expected, timeout=180)
+    wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
+    assert not wrong, (len(wrong), "(expected, got):", list(wrong.items())[:5], rig.logs())
 
 
 async def test_unkeyed_input_is_regrouped_by_member_before_deciding(rig: StreamRig) -> None:
