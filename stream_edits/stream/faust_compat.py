@@ -1,4 +1,6 @@
-"""The one place that reaches into Faust internals, with the reason for each."""
+"""Reaches into Faust internals outside the consumer, with the reason for each (the consumer's
+are in `transport.py`): table partition routing, the RocksDB partition databases, and the
+aiokafka producer behind Faust's."""
 
 from __future__ import annotations
 
