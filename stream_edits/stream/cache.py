@@ -2,10 +2,11 @@
 stored as one record so a batch's writes for a member land together or not at all.
 
 The engine sees two state maps (claims keyed (member, claim_id), days keyed (member, date of
-service)); both are views into the member's record. A record is decoded from the table once per
-batch, its parts decoded only when the engine asks for them, and written back once per batch:
-`writes` encodes the changed records, the processor delivers them to the table's changelog, and
-`store` then writes them to the local store and records the changelog offsets as persisted.
+service)); both are views into the member's record. A record is decoded from the table when a
+batch first needs it, its parts only when the engine asks for them, and written back once per
+batch: `writes` encodes the changed records, the processor delivers them to the table's
+changelog, and `store` then writes them to the local store and records the changelog offsets as
+persisted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from faust.types import StoreT, TableT
 from faust.types.tuples import TP
 
 from stream_edits.engine import ClaimEntry, DayState
-from stream_edits.stream.faust_compat import bind_partition, partition_database
+from stream_edits.stream.faust_compat import partition_database
 
 
 class MemberTable(Protocol):
@@ -57,11 +58,8 @@ class FaustMemberTable:
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         database = partition_database(self.table.data, partition)
-        if database is not None:
-            raw: bytes | None = database.get(key)
-            return raw
-        bind_partition(partition)
-        value: bytes | None = self.table.data.get(key)
+        source = self.table.data if database is None else database
+        value: bytes | None = source.get(key)
         return value
 
     def stored_keys(self) -> Iterator[bytes]:
@@ -75,10 +73,8 @@ class FaustMemberTable:
             else:
                 database.put(key, value)
         elif value is None:
-            bind_partition(partition)
             self.table.data.pop(key, None)
         else:
-            bind_partition(partition)
             self.table.data[key] = value
 
     def persisted(self, partition: int, offset: int) -> None:

@@ -227,12 +227,15 @@ class Processor:
 
     async def dead_letter_now(self, record: InputRecord, rejection: Rejection) -> None:
         """Dead-letter one record outside a batch and wait until it is delivered."""
-        self.dead_letter(record, rejection)
-        message = self._outbox.pop()
-        await deliver(await self.producer(), [message])
+        await deliver(await self.producer(), [self._dead_letter(record, rejection)])
 
     def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
-        """Publish the raw input, why it was refused and where it was, to the dead-letter topic."""
+        """Publish the raw input, why it was refused and where it was, to the dead-letter topic
+        with the batch in the making."""
+        self._outbox.append(self._dead_letter(record, rejection))
+
+    def _dead_letter(self, record: InputRecord, rejection: Rejection) -> Message:
+        """The dead-letter message for a refused record (counted and logged, without values)."""
         raw: bytes = record.value or b""
         try:
             text: str | None = raw.decode()
@@ -249,7 +252,6 @@ class Processor:
             failed_at=datetime.now(UTC),
         )
         value = orjson.dumps(letter.model_dump(mode="json", exclude_none=True))
-        self._outbox.append((self.dlq, record.key, value, record.partition))
         self.stats.dead_letters += 1
         log.warning(
             "dead-lettered %s[%d]@%d: %s",
@@ -258,6 +260,7 @@ class Processor:
             record.offset,
             ", ".join(e.field for e in rejection.errors) or "conflict",
         )
+        return (self.dlq, record.key, value, record.partition)
 
     # -- expiry by stream time ------------------------------------------------------------------
 
