@@ -9,9 +9,9 @@ from typing import IO
 
 import orjson
 
+from stream_edits.decide_line import decide_line
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.gc_pause import gc_paused
-from stream_edits.intake import decode_claim_line
 from stream_edits.models import Rejection
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.rules.tables import RuleSet
@@ -37,17 +37,12 @@ def _decide(
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        event = decode_claim_line(raw, input_line=number)
-        if isinstance(event, Rejection):
+        result = decide_line(engine, raw, input_line=number)
+        if result.rejection is not None:
             if rejects is not None:
-                rejects.append(event)
+                rejects.append(result.rejection)
             continue
-        outcome = engine.process(event)
-        if outcome.rejection is not None:
-            if rejects is not None:
-                rejects.append(outcome.rejection.model_copy(update={"input_line": number}))
-            continue
-        for decision in outcome.decisions:
+        for decision in result.decisions:
             latest[(decision.claim_id, decision.line_number)] = decision
     return list(latest.values())
 

@@ -67,7 +67,9 @@ class Status(StrEnum):
 class ClaimLineEvent(BaseModel):
     """One event on `claim-lines`: a service line of an original or replacement claim, or a void.
 
-    Unknown extra fields are kept and passed through to the line's decision.
+    Unknown extra fields are accepted and count in the line's content (a redelivery must carry the
+    same ones), but they are neither stored nor passed through to decisions: a member's state and
+    a line's decision stay small whatever a producer adds.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
@@ -127,12 +129,6 @@ class ClaimLineEvent(BaseModel):
         """True for a void event (frequency 8)."""
         return self.claim_frequency is _VOID_FREQUENCY
 
-    @property
-    def extra_fields(self) -> dict[str, Any] | None:
-        """Fields the producer sent that the model does not know (None when there are none),
-        passed through to decisions. Read-only: it is the event's own dict."""
-        return self.__pydantic_extra__ or None
-
 
 class RuleSource(BaseModel):
     """Where an edit's rule comes from: table, file row, and the dates it is in force."""
@@ -170,10 +166,11 @@ class Decision(BaseModel):
     """A line's decision: the value on `claim-edits` and one line of `stream-edits check` output.
 
     `revision` counts how many times the line's decision changed, starting at 1. The stream adds
-    provider_npi, decided_at and source; `check` leaves them out.
+    provider_npi, decided_at and source (the `claim-lines` record of the event that caused this
+    revision); `check` leaves them out.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     claim_id: str
     line_number: int
@@ -197,24 +194,60 @@ class FieldError(BaseModel):
     message: str
 
 
+class RejectCode(StrEnum):
+    """Why an input got no decision, as a stable code (the dead letter's `reason` header)."""
+
+    INVALID_LINE = "invalid_line"  # not a valid claim-line event (JSON, fields, rules of form)
+    CONFLICT = "conflict"  # an identity already received with other content
+    MEMBER_STATE_TOO_LARGE = "member_state_too_large"  # the member's record would pass the limit
+    INTERNAL_ERROR = "internal_error"  # a bug: the line is set aside, the stream goes on
+
+
 class Rejection(BaseModel):
     """An input that got no decision (invalid, or conflicting with an earlier event)."""
 
     model_config = ConfigDict(frozen=True)
 
     reason: str
+    code: RejectCode = RejectCode.INVALID_LINE
     errors: list[FieldError] = Field(default_factory=list)
     input_line: int | None = None
 
 
-class DeadLetter(BaseModel):
-    """A `claim-lines-dlq` event: the raw bytes of a refused message, why, and where it was."""
+class DeadLetterHeaders(BaseModel):
+    """The headers of a `claim-lines-dlq` record, whose key and value are the refused record's
+    own bytes (Kafka Connect's dead-letter convention): where it was read, why it was refused.
 
-    model_config = ConfigDict(frozen=True)
+    Header values are UTF-8 text; field names here are the header names.
+    """
 
-    reason: str
-    errors: list[FieldError] = Field(default_factory=list)
-    raw_base64: str
-    raw_text: str | None = None
-    source: SourceOffset
-    failed_at: datetime
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    topic: str = Field(alias="__connect.errors.topic", description="the input topic")
+    partition: int = Field(alias="__connect.errors.partition")
+    offset: int = Field(alias="__connect.errors.offset")
+    exception_class: str = Field(
+        alias="__connect.errors.exception.class.name",
+        description="the kind of failure, e.g. stream_edits.InvalidLine",
+    )
+    exception_message: str = Field(
+        alias="__connect.errors.exception.message", description="the reason, for people"
+    )
+    stage: Literal["VALUE_CONVERTER", "TASK_PUT"] = Field(
+        alias="__connect.errors.stage",
+        description="VALUE_CONVERTER: the value is not a valid line; TASK_PUT: refused by state",
+    )
+    connector: str = Field(
+        alias="__connect.errors.connector.name", description="the worker's app id"
+    )
+    reason: RejectCode = Field(alias="stream-edits.reason")
+    errors: str = Field(
+        alias="stream-edits.errors",
+        description='JSON list of {"field", "message"}, at most 20 entries',
+    )
+    timestamp: int | None = Field(
+        default=None,
+        alias="stream-edits.source.timestamp",
+        description="the input record's timestamp, ms since the epoch",
+    )
+    failed_at: datetime = Field(alias="stream-edits.failed_at")

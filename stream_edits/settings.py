@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+HEADER_ROOM_BYTES = 64 * 1024
+STATE_ROOM_BYTES = 16 * 1024
+
 
 def default_home() -> Path:
     """Where the project keeps caches and local data outside the repository."""
@@ -33,8 +36,14 @@ class Settings(BaseSettings):
     dlq_topic: str = "claim-lines-dlq"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    # True when producers key claim-lines by member_id; False re-keys through an internal topic.
-    input_keyed_by_member: bool = True
+    # How long claim-lines keeps records: what a replay can still reach. The default covers the
+    # state horizon (400 days) with a month to spare.
+    input_retention_days: int = Field(default=430, ge=1)
+    # The largest record claim-lines and claim-edits accept (their max.message.bytes). The
+    # dead-letter and repartition topics take this plus HEADER_ROOM_BYTES (a refused or
+    # forwarded record keeps its bytes and gains headers); the producer's requests this plus
+    # twice that room; a member's stored record stays STATE_ROOM_BYTES under it.
+    max_message_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
 
     # Faust worker
     app_id: str = "stream-edits"
@@ -69,3 +78,24 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "-Xms256m -Xmx1g"
+
+    @property
+    def dlq_max_message_bytes(self) -> int:
+        """max.message.bytes of the dead-letter and repartition topics: an input record whole,
+        with headers."""
+        return self.max_message_bytes + HEADER_ROOM_BYTES
+
+    @property
+    def producer_max_request_bytes(self) -> int:
+        """The producer's largest request: room for the largest record any topic takes."""
+        return self.max_message_bytes + 2 * HEADER_ROOM_BYTES
+
+    @property
+    def member_state_max_bytes(self) -> int:
+        """The largest member record the worker stores (its changelog takes max_message_bytes)."""
+        return self.max_message_bytes - STATE_ROOM_BYTES
+
+    @property
+    def repartition_topic(self) -> str:
+        """The internal topic that carries lines to their member's partition."""
+        return f"{self.app_id}-{self.input_topic}-repartition"

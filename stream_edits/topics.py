@@ -16,12 +16,12 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
-from stream_edits.models import ClaimLineEvent, DeadLetter, Decision
+from stream_edits.models import ClaimLineEvent, DeadLetterHeaders, Decision
 from stream_edits.settings import Settings
 
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "topics"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,31 @@ class TopicSpec:
     replication_factor: int
     cleanup_policy: Literal["delete", "compact"]
     key: KeySpec
-    value_model: type[BaseModel]
+    # The value's model; None when the value is another topic's record bytes, unchanged.
+    value_model: type[BaseModel] | None
     # Input schemas describe what the model accepts; output schemas what it writes.
     schema_mode: Literal["validation", "serialization"]
     extra_configs: dict[str, str] = field(default_factory=dict)
+    value_description: str | None = None
+    headers_model: type[BaseModel] | None = None
 
     @property
     def configs(self) -> dict[str, str]:
         """Every topic-level config to create the topic with."""
         return {"cleanup.policy": self.cleanup_policy, **self.extra_configs}
 
-    def value_schema(self) -> dict[str, Any]:
+    def value_schema(self) -> dict[str, Any] | None:
         """The JSON Schema of the value, generated from its pydantic model."""
+        if self.value_model is None:
+            return None
         schema = self.value_model.model_json_schema(mode=self.schema_mode)
+        return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+    def headers_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of the headers (one property per header name), if the topic has any."""
+        if self.headers_model is None:
+            return None
+        schema = self.headers_model.model_json_schema(mode="serialization", by_alias=True)
         return {"$schema": JSON_SCHEMA_DIALECT, **schema}
 
     def contract(self) -> dict[str, Any]:
@@ -63,15 +75,21 @@ class TopicSpec:
         key: dict[str, Any] = {"encoding": self.key.encoding, "description": self.key.description}
         if self.key.example is not None:
             key["example"] = self.key.example
-        return {
+        document: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "partitions": self.partitions,
             "cleanup_policy": self.cleanup_policy,
             "configs": self.configs,
             "key": key,
-            "value_schema": self.value_schema(),
         }
+        if self.value_description is not None:
+            document["value"] = self.value_description
+        if self.value_model is not None:
+            document["value_schema"] = self.value_schema()
+        if self.headers_model is not None:
+            document["headers_schema"] = self.headers_schema()
+        return document
 
 
 def line_key(claim_id: str, line_number: int) -> bytes:
@@ -85,6 +103,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         "partitions": settings.partitions,
         "replication_factor": settings.replication_factor,
     }
+    line_bytes = str(settings.max_message_bytes)
     return [
         TopicSpec(
             name=settings.input_topic,
@@ -92,16 +111,20 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "and voids. Raw JSON bytes, one event per message.",
             cleanup_policy="delete",
             key=KeySpec(
-                encoding="utf-8",
-                description="member_id as UTF-8, so a member's lines share a partition and stay "
-                "in order. Null when the producer could not read member_id; the worker "
-                "dead-letters such messages.",
+                encoding="bytes",
+                description="Anything, or null: any producer and partitioner may write here. "
+                "member_id as UTF-8 with Kafka's default (murmur2) partitioner puts a line on "
+                "its member's partition at once; any other placement costs one hop through the "
+                "worker's repartition topic.",
                 example="M10001",
             ),
             value_model=ClaimLineEvent,
             schema_mode="validation",
-            # Kafka's default too, written down so a broker with another default cannot change it.
-            extra_configs={"retention.ms": str(SEVEN_DAYS_MS)},
+            # Retention covers the state horizon: a replay can rebuild any state it needs.
+            extra_configs={
+                "retention.ms": str(settings.input_retention_days * DAY_MS),
+                "max.message.bytes": line_bytes,
+            },
             **common,
         ),
         TopicSpec(
@@ -118,19 +141,24 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             ),
             value_model=Decision,
             schema_mode="serialization",
+            extra_configs={"max.message.bytes": line_bytes},
             **common,
         ),
         TopicSpec(
             name=settings.dlq_topic,
-            description="Dead letters: input messages that got no decision, with the raw bytes, "
-            "the reasons naming the fields, and where they were read.",
+            description="Dead letters, as Kafka Connect writes them: each input record that got "
+            "no decision, its key and value bytes unchanged, why and where in headers.",
             cleanup_policy="delete",
             key=KeySpec(
                 encoding="bytes",
-                description="The input message's key bytes as received (null when it had none).",
+                description="The input record's key bytes as received (null when it had none).",
             ),
-            value_model=DeadLetter,
+            value_model=None,
+            value_description="The input record's value bytes as received (null stays null, "
+            "empty stays empty).",
+            headers_model=DeadLetterHeaders,
             schema_mode="serialization",
+            extra_configs={"max.message.bytes": str(settings.dlq_max_message_bytes)},
             **common,
         ),
     ]

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import faust
+import asyncio
+import sys
 
+import faust
+from aiokafka.errors import KafkaError
+
+from stream_edits.broker.preflight import PreflightError, check_topics
 from stream_edits.settings import Settings
 from stream_edits.stream.app import create_app
 
 
 def run(settings: Settings, loglevel: str = "warning") -> int:
-    """Start a worker and block until it stops (Ctrl-C or SIGTERM)."""
+    """Start a worker and block until it stops (Ctrl-C or SIGTERM); exit 2 when the topics do
+    not fit the worker (one line on stderr)."""
+    try:
+        asyncio.run(check_topics(settings))
+    except (PreflightError, KafkaError) as error:
+        print(f"stream-edits worker: {error}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

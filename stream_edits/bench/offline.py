@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from stream_edits.check import final_decisions
+from stream_edits.decide_line import decide_line
 from stream_edits.engine import ClaimEntry, DayState, EditEngine
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import Rejection
@@ -125,13 +126,9 @@ def simulate(lines: list[bytes], rules: RuleSet, backlog: int) -> tuple[bytearra
         if isinstance(event, Rejection):
             answered[index] = 1
             continue
-        outcome = engine.process(event)
-        if outcome.rejection is not None:
-            answered[index] = 1
-            continue
-        decisions = engine.restate_event(event) if outcome.duplicate else outcome.decisions
-        answered[index] = 1 if decisions else 0
-        if event.date_of_service is not None:
+        result = decide_line(engine, event)
+        answered[index] = 1 if result.rejection is not None or result.decisions else 0
+        if result.rejection is None and event.date_of_service is not None:
             patient_days.add((event.member_id, event.date_of_service))
     if backlog >= len(lines):
         size = _state_size(claims, days, len(patient_days))

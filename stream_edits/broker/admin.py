@@ -24,7 +24,8 @@ class TopicMissingError(TopicsError):
     """A topic a command needs does not exist."""
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+async def partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    """Partition count per existing topic."""
     # Ask for all topics: naming missing ones in a Metadata request would let a broker with
     # auto.create.topics.enable create them with its defaults (1 partition, delete policy).
     return {
@@ -76,7 +77,7 @@ async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[st
     # The controller answers before every broker's metadata cache has the new topics.
     deadline = time.monotonic() + VISIBLE_TIMEOUT_S
     while True:
-        found = await _partition_counts(admin)
+        found = await partition_counts(admin)
         if all(name in found for name in names):
             return found
         if time.monotonic() > deadline:
@@ -95,7 +96,7 @@ async def create_topics(settings: Settings) -> list[str]:
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
-        found = await _partition_counts(admin)
+        found = await partition_counts(admin)
         _check_partitions(specs, found)
         missing = [s for s in specs if s.name not in found]
         created = await _create(admin, missing) if missing else []
@@ -111,7 +112,7 @@ async def require_topic(settings: Settings, topic: str) -> int:
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
-        count = (await _partition_counts(admin)).get(topic)
+        count = (await partition_counts(admin)).get(topic)
     finally:
         await admin.close()
     if count is None:

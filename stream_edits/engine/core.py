@@ -18,7 +18,14 @@ import orjson
 
 from stream_edits.engine.decide import VOID, Verdict, decide_group
 from stream_edits.engine.state import ClaimEntry, ClaimLine, DayLine, DayState
-from stream_edits.models import ClaimFrequency, ClaimLineEvent, Edit, Rejection, Status
+from stream_edits.models import (
+    ClaimFrequency,
+    ClaimLineEvent,
+    Edit,
+    RejectCode,
+    Rejection,
+    Status,
+)
 from stream_edits.rules.tables import RuleSet
 
 ClaimKey = tuple[str, str]
@@ -72,22 +79,19 @@ class LineDecision:
     status: Status
     edits: tuple[Edit, ...]
     revision: int
-    extras: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The decision as a JSON-ready dict (the `check` output; the stream adds its fields)."""
-        out: dict[str, Any] = dict(self.extras) if self.extras else {}
-        out.update(
-            claim_id=self.claim_id,
-            line_number=self.line_number,
-            member_id=self.member_id,
-            date_of_service=self.date_of_service.isoformat(),
-            procedure_code=self.procedure_code,
-            status=self.status.value,
-            edits=[e.model_dump(mode="json", exclude_none=True) for e in self.edits],
-            revision=self.revision,
-        )
-        return out
+        return {
+            "claim_id": self.claim_id,
+            "line_number": self.line_number,
+            "member_id": self.member_id,
+            "date_of_service": self.date_of_service.isoformat(),
+            "procedure_code": self.procedure_code,
+            "status": self.status.value,
+            "edits": [e.model_dump(mode="json", exclude_none=True) for e in self.edits],
+            "revision": self.revision,
+        }
 
 
 @dataclass(slots=True)
@@ -188,7 +192,6 @@ class EditEngine:
             assert event.original_claim_id is not None
             decisions += self._retract(member, event.original_claim_id, today)
         dos, code = event.date_of_service, event.procedure_code
-        extras = event.extra_fields
         entry.touch(today)
         if self.rules.mentions(code):
             entry.lines[number] = ClaimLine(fp, dos, True)
@@ -201,7 +204,6 @@ class EditEngine:
                 event.units,
                 tuple(event.modifiers),
                 received_us(event),
-                extras,
                 voided=entry.retracted,
             )
             day.last_day = max(day.last_day, today)
@@ -209,7 +211,7 @@ class EditEngine:
             self.days[(member, dos)] = day
         else:
             status = _VOID if entry.retracted else _ACCEPT
-            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1, extras)
+            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1)
             entry.lines[number] = stub
             decisions.append(_stub_decision(member, claim_id, number, stub))
         self.claims[(member, claim_id)] = entry
@@ -309,7 +311,6 @@ class EditEngine:
             verdict.status,
             verdict.edits,
             line.revision,
-            line.extras,
         )
 
 
@@ -324,9 +325,8 @@ def _stub_decision(member: str, claim_id: str, number: int, line: ClaimLine) -> 
         _STATUS_OF[line.status],
         (),
         line.revision,
-        line.extras,
     )
 
 
 def _conflict(reason: str) -> Outcome:
-    return Outcome(rejection=Rejection(reason=f"conflict: {reason}"))
+    return Outcome(rejection=Rejection(reason=f"conflict: {reason}", code=RejectCode.CONFLICT))

@@ -2,7 +2,8 @@
 
 Both serialise to compact orjson-ready lists. A day holds only lines of codes some rule mentions;
 a line no rule mentions is decided alone and kept as a small stub in its claim entry, so a void
-or a replacement can still republish it.
+or a replacement can still republish it. State keeps only what the rules and re-publication need:
+never a producer's pass-through fields, so a member's state grows by a bounded size per line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date
 from typing import Any
 
 WIRE_VERSION = 1
+_DAY_LINE_WITH_EXTRAS = 11  # the length of a day line's wire form that still held extras
 
 
 @dataclass(slots=True)
@@ -25,22 +27,21 @@ class ClaimLine:
     npi: str = ""
     status: str = ""
     revision: int = 0
-    extras: dict[str, Any] | None = None
 
     def to_wire(self) -> list[Any]:
         """Compact list form."""
         head: list[Any] = [self.fingerprint, self.dos.toordinal()]
         if self.in_day:
             return head
-        return [*head, self.code, self.npi, self.status, self.revision, self.extras]
+        return [*head, self.code, self.npi, self.status, self.revision]
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> ClaimLine:
-        """Inverse of to_wire."""
+        """Inverse of to_wire (a stub stored with pass-through fields, as before, loses them)."""
         dos = date.fromordinal(raw[1])
         if len(raw) == 2:
             return cls(raw[0], dos, True)
-        return cls(raw[0], dos, False, raw[2], raw[3], raw[4], raw[5], raw[6])
+        return cls(raw[0], dos, False, raw[2], raw[3], raw[4], raw[5])
 
 
 @dataclass(slots=True)
@@ -94,7 +95,6 @@ class DayLine:
     units: int
     modifiers: tuple[str, ...]
     received_us: int
-    extras: dict[str, Any] | None = None
     voided: bool = False
     signature: list[Any] | None = None  # the current verdict's signature, for change detection
     revision: int = 0
@@ -109,7 +109,6 @@ class DayLine:
             self.units,
             list(self.modifiers),
             self.received_us,
-            self.extras,
             self.voided,
             self.signature,
             self.revision,
@@ -117,9 +116,11 @@ class DayLine:
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> DayLine:
-        """Inverse of to_wire."""
-        c, n, code, npi, units, mods, rec, extras, voided, sig, rev = raw
-        return cls(c, n, code, npi, units, tuple(mods), rec, extras, voided, sig, rev)
+        """Inverse of to_wire (a line stored with pass-through fields, as before, loses them)."""
+        if len(raw) == _DAY_LINE_WITH_EXTRAS:
+            raw = raw[:7] + raw[8:]
+        c, n, code, npi, units, mods, rec, voided, sig, rev = raw
+        return cls(c, n, code, npi, units, tuple(mods), rec, voided, sig, rev)
 
 
 @dataclass(slots=True)

@@ -10,16 +10,14 @@ from typing import Any, cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
-from faust.types import StreamT
 from faust.web import Request, Response, View
 
-from stream_edits.intake import decode_claim_line
-from stream_edits.models import Rejection
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream.cache import FaustMemberTable
 from stream_edits.stream.inbox import Inbox
-from stream_edits.stream.processor import Processor
+from stream_edits.stream.processor import Processor, Topics
+from stream_edits.stream.state_healing import install_state_healing
 from stream_edits.stream.transport import BatchingConsumer, use_inbox
 
 log = logging.getLogger(__name__)
@@ -74,54 +72,54 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_max_request_size=settings.producer_max_request_bytes,
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,
     )
+    install_state_healing(app, settings)
 
     claim_lines = app.topic(settings.input_topic)
-    claim_edits = app.topic(settings.output_topic)
-    dead_letters = app.topic(settings.dlq_topic)
+    # Lines not on their member's partition travel there through this internal topic (a
+    # repartition, as Kafka Streams does for a re-keyed stream), their bytes unchanged.
+    repartition = app.topic(
+        settings.repartition_topic,
+        partitions=settings.partitions,
+        internal=True,
+        config={"max.message.bytes": str(settings.dlq_max_message_bytes)},
+    )
     # One record per member (its claim entries and patient-days, orjson bytes): a batch's
     # writes for a member are one changelog message, never half applied.
     members = app.Table("members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     processor = Processor(
         rules,
         FaustMemberTable(members),
-        claim_edits,
-        dead_letters,
+        Topics(
+            input=settings.input_topic,
+            repartition=settings.repartition_topic,
+            output=settings.output_topic,
+            dlq=settings.dlq_topic,
+            app_id=settings.app_id,
+        ),
         app.maybe_start_producer,
         settings.partitions,
         settings.horizon_days,
+        settings.member_state_max_bytes,
         settings.member_cache,
     )
 
-    source = claim_lines
-    if not settings.input_keyed_by_member:
-        # Producers that do not key by member_id: re-key every line by member_id through an
-        # internal topic (a group_by), so each member's state lives in one partition.
-        source = app.topic(
-            f"{settings.app_id}-claim-lines-by-member",
-            partitions=settings.partitions,
-            internal=True,
-        )
-
-        @app.agent(claim_lines, name="group_by_member")
-        async def group_by_member(stream: StreamT[bytes]) -> None:
-            async for event in stream.events():
-                parsed = decode_claim_line(event.value)
-                if isinstance(parsed, Rejection):
-                    await processor.dead_letter_now(event.message, parsed)
-                else:
-                    await source.send(key=parsed.member_id.encode(), value=event.value)
-
-    # The input topic's records reach the decide task a fetch at a time, not through Faust's
+    # Both topics' records reach the decide task a fetch at a time, not through Faust's
     # per-message conductor (see transport.py). One task, one batch at a time: a batch's offsets
-    # become committable only after its decisions and state are delivered (no concurrency,
+    # become committable only after its outputs and state are delivered (no concurrency,
     # faust #606).
-    inbox = Inbox({source.get_topic_name()}, capacity=4 * settings.batch_max)
+    inbox = Inbox(
+        {claim_lines.get_topic_name(), repartition.get_topic_name()}, 4 * settings.batch_max
+    )
     use_inbox(app, inbox)
-    app.topics.add(source)  # subscribe: the conductor never sees its records, the consumer does
+    app.topics.add(
+        claim_lines
+    )  # subscribe: the conductor never sees their records, the consumer does
+    app.topics.add(repartition)
 
     @app.task  # type: ignore[untyped-decorator]
     async def decide_lines() -> None:

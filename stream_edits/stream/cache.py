@@ -11,7 +11,7 @@ persisted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, cast
@@ -102,10 +102,17 @@ class MemberWrite:
 
 
 class MemberRecord:
-    """One member's state: claim entries, days, and the last input offset applied to them."""
+    """One member's state: claim entries, days, and per consumed topic-partition the last
+    offset applied to them.
+
+    `applied` is keyed by the consumed partition's name as the processor gives it (e.g. "i3"
+    for input partition 3, "r3" for the repartition topic's): offsets of different partitions
+    are never compared. `size` is the record's stored size in bytes (0 when new).
+    """
 
     __slots__ = (
-        "applied_offset",
+        "applied",
+        "size",
         "_claims",
         "_days",
         "claims",
@@ -114,9 +121,13 @@ class MemberRecord:
         "changed_days",
     )
 
-    def __init__(self, raw: dict[str, Any] | None = None) -> None:
+    def __init__(self, raw: dict[str, Any] | None = None, size: int = 0) -> None:
         raw = raw or {}
-        self.applied_offset: int = raw.get("o", -1)
+        applied = raw.get("o")
+        # A record stored before offsets were kept per partition held one int: dropped, its
+        # records are then re-applied as exact redeliveries (which change nothing).
+        self.applied: dict[str, int] = applied if isinstance(applied, dict) else {}
+        self.size = size
         self._claims: dict[str, Any] = raw.get("c", {})  # wire forms, as stored
         self._days: dict[str, Any] = raw.get("d", {})
         self.claims: dict[str, ClaimEntry] = {}  # decoded on first use
@@ -188,9 +199,9 @@ class MemberRecord:
         self.changed_days.clear()
 
     def to_bytes(self) -> bytes:
-        """The record as stored: orjson of {o: offset, c: claims, d: days}."""
+        """The record as stored: orjson of {o: applied offsets, c: claims, d: days}."""
         self._sync()
-        return orjson.dumps({"o": self.applied_offset, "c": self._claims, "d": self._days})
+        return orjson.dumps({"o": self.applied, "c": self._claims, "d": self._days})
 
     def stored(self) -> tuple[bytes, int]:
         """The record as stored and its earliest `last_day`, encoding its parts once."""
@@ -206,32 +217,42 @@ class MemberCache:
     evicted first. Only the parts a batch changed are encoded again. A rebalance empties it
     (`forget`): the table may then be recovered from the changelog.
 
-    Records are read and written in the partition of the record being processed (`partition`,
-    set by the processor): the partition that owns the member, its input, state and changelog.
+    A member's record is read and written in its owner partition (`owner`, the placement
+    function): the partition of its lines, its state and its changelog.
     """
 
-    def __init__(self, table: MemberTable, capacity: int = 0) -> None:
+    def __init__(self, table: MemberTable, owner: Callable[[str], int], capacity: int = 0) -> None:
         self.table = table
+        self.owner = owner
         self.capacity = capacity
         self._records: dict[str, MemberRecord] = {}
         self._dirty: dict[str, int] = {}  # changed in the batch in the making → partition
         self._unstored: dict[str, int] = {}  # encoded writes not yet stored, per member
         self.claims = _ClaimsView(self)
         self.days = _DaysView(self)
-        self.partition = 0  # of the record being processed, set by the processor
+
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic of the member table."""
+        return self.table.changelog_topic
 
     def record(self, member_id: str) -> MemberRecord:
         """The member's record, read from the table unless cached."""
         record = self._records.get(member_id)
         if record is None:
-            raw = self.table.get(self.partition, member_id.encode())
-            record = MemberRecord(None if raw is None else orjson.loads(raw))
+            raw = self.table.get(self.owner(member_id), member_id.encode())
+            record = MemberRecord() if raw is None else MemberRecord(orjson.loads(raw), len(raw))
             self._records[member_id] = record
+        return record
+
+    def restore(self, member_id: str, stored: bytes) -> MemberRecord:
+        """Put back a member's record as it was (`stored`: its `to_bytes` then)."""
+        record = self._records[member_id] = MemberRecord(orjson.loads(stored), len(stored))
         return record
 
     def mark(self, member_id: str) -> None:
         """Write this member's record at the end of the batch."""
-        self._dirty[member_id] = self.partition
+        self._dirty[member_id] = self.owner(member_id)
 
     def writes(self) -> list[MemberWrite]:
         """Encode every changed record (an empty one as a deletion) and forget the batch."""
@@ -243,11 +264,12 @@ class MemberCache:
                 writes.append(MemberWrite(partition, member_id, None, 0))
             else:
                 value, earliest_day = record.stored()
+                record.size = len(value)
                 writes.append(MemberWrite(partition, member_id, value, earliest_day))
         self._dirty.clear()
         return writes
 
-    def store(self, writes: list[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
+    def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
         for write in writes:
             member_id = write.member_id

@@ -17,7 +17,8 @@ from faust.types import ProducerT
 
 from stream_edits.stream.faust_compat import batch_producer
 
-Message = tuple[str, bytes | None, bytes | None, int]  # topic, key, value, partition
+# topic, key, value, partition, headers
+Message = tuple[str, bytes | None, bytes | None, int, list[tuple[str, bytes]] | None]
 LastOffsets = dict[tuple[str, int], int]  # (topic, partition) → offset of the last message
 
 
@@ -43,8 +44,8 @@ async def send(producer: ProducerT, messages: Sequence[Message]) -> Sent:
     if batching is not None:
         return await _send_batched(batching, messages)
     sent = Sent()
-    for topic, key, value, partition in messages:  # through Faust: its transactions, if any
-        future = await producer.send(topic, key, value, partition, None, None)
+    for topic, key, value, partition, headers in messages:  # through Faust: its transactions
+        future = await producer.send(topic, key, value, partition, None, headers)
         sent.futures.append((asyncio.ensure_future(future), 1))
     return sent
 
@@ -64,12 +65,13 @@ async def _send_batched(producer: AIOKafkaProducer, messages: Sequence[Message])
     for (topic, partition), group in groups.items():
         builder = producer.create_batch()
         count = 0
-        for _, key, value, _ in group:
-            if builder.append(key=key, value=value, timestamp=None) is None:  # full
+        for _, key, value, _, headers in group:
+            # A batch takes its first record whatever its size; later ones while they fit.
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 future = await producer.send_batch(builder, topic, partition=partition)
                 sent.futures.append((future, count))
                 builder, count = producer.create_batch(), 0
-                builder.append(key=key, value=value, timestamp=None)
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         future = await producer.send_batch(builder, topic, partition=partition)
         sent.futures.append((future, count))

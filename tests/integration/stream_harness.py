@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from stream_edits.broker.admin import create_topics
 from stream_edits.check import final_decisions
+from stream_edits.models import DeadLetterHeaders
 from stream_edits.produce import ProgressBar, publish
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
+from stream_edits.stream.dead_letters import read_dead_letter
 from stream_edits.topics import kafka_client_kwargs
 
 Verdicts = dict[tuple[str, int], tuple[str, list[str], int]]
+Record = ConsumerRecord[bytes, bytes]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -124,10 +127,10 @@ class StreamRig:
         """Publish NDJSON lines keyed by member_id, like `stream-edits produce`."""
         return await publish(self.settings, lines, ProgressBar(None, False, sys.stderr))
 
-    async def read(
-        self, topic: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float
-    ) -> list[dict[str, Any]]:
-        """Every value on `topic` from the beginning, until `done(values)` or `timeout`."""
+    async def read_records(
+        self, topic: str, done: Callable[[list[Record]], bool], timeout: float
+    ) -> list[Record]:
+        """Every record on `topic` from the beginning, until `done(records)` or `timeout`."""
         # No group: the consumer reads every partition of the topic from the beginning.
         consumer = AIOKafkaConsumer(
             topic,
@@ -135,18 +138,42 @@ class StreamRig:
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
         try:
-            values: list[dict[str, Any]] = []
+            found: list[Record] = []
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not done(values):
+            while time.monotonic() < deadline and not done(found):
                 batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
                 for records in batch.values():
-                    values.extend(orjson.loads(r.value) for r in records if r.value)
-            return values
+                    found.extend(records)
+            return found
         finally:
             await consumer.stop()
+
+    async def read(
+        self, topic: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Every JSON value on `topic` from the beginning, until `done(values)` or `timeout`."""
+        values: list[dict[str, Any]] = []
+
+        def decoded(records: list[Record]) -> bool:
+            values[:] = [orjson.loads(r.value) for r in records if r.value]
+            return done(values)
+
+        await self.read_records(topic, decoded, timeout)
+        return values
+
+    async def dead_letters(
+        self, count: int, timeout: float
+    ) -> list[tuple[DeadLetterHeaders, Record]]:
+        """The first `count` dead letters (or those there are after `timeout`), with their
+        context read from the headers."""
+        records = await self.read_records(
+            self.settings.dlq_topic, lambda found: len(found) >= count, timeout
+        )
+        return [(read_dead_letter(r.headers), r) for r in records]
 
     async def verdicts(self, until: Verdicts, timeout: float, revisions: bool = True) -> Verdicts:
         """Latest decision per line on the output topic, read until it equals `until`.

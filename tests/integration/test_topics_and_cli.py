@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stream_edits import codec, produce, tail
+from stream_edits import produce, tail
 from stream_edits.broker.admin import TopicsError, create_topics, create_topics_command
 from stream_edits.models import Decision, Edit, RuleSource, Status
 from stream_edits.settings import Settings
@@ -192,13 +192,14 @@ async def test_tail_prints_published_decisions_as_json_or_masked_lines(
     try:
         for d in decisions:
             key = line_key(d.claim_id, d.line_number)
-            await producer.send_and_wait(settings.output_topic, codec.dumps(d), key=key)
+            value = d.model_dump_json(exclude_none=True).encode()
+            await producer.send_and_wait(settings.output_topic, value, key=key)
     finally:
         await producer.stop()
 
     assert await asyncio.to_thread(tail.run, settings, True, True, 20.0, 2) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert sorted(printed) == sorted(codec.dumps(d).decode() for d in decisions)
+    assert sorted(printed) == sorted(d.model_dump_json(exclude_none=True) for d in decisions)
 
     assert await asyncio.to_thread(tail.run, settings, False, True, 20.0, 2) == 0
     human = capsys.readouterr().out

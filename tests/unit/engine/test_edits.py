@@ -244,12 +244,25 @@ def test_every_edit_names_its_rule_source_and_a_rationale(engine: EditEngine) ->
     assert "64461" in edit.message
 
 
-def test_unknown_fields_pass_through_to_the_decision(engine: EditEngine) -> None:
+def test_unknown_fields_are_accepted_but_neither_published_nor_kept_in_state(
+    engine: EditEngine,
+) -> None:
+    bulky = "x" * 10_000
     decisions = run(
-        engine, [line("C1", 1, "64461", place_of_service="22"), line("C1", 2, "99213", tpa="x")]
+        engine, [line("C1", 1, "64461", notes=bulky), line("C1", 2, "99213", notes=bulky)]
     )
-    assert decisions[("C1", 1)].to_wire()["place_of_service"] == "22"
-    assert decisions[("C1", 2)].to_wire()["tpa"] == "x"
+    assert {d.status.value for d in decisions.values()} == {"accept"}
+    assert all("notes" not in d.to_wire() for d in decisions.values())
+    stored = [c.to_wire() for c in engine.claims.values()]  # type: ignore[attr-defined]
+    stored += [d.to_wire() for d in engine.days.values()]  # type: ignore[attr-defined]
+    assert bulky not in orjson.dumps(stored).decode()
+
+
+def test_a_redelivery_with_other_unknown_fields_is_a_conflict(engine: EditEngine) -> None:
+    outcome = engine.process(line("C1", 1, "64461", notes="a"))
+    assert outcome.decisions
+    again = engine.process(line("C1", 1, "64461", notes="b"))
+    assert again.rejection is not None and again.rejection.code.value == "conflict"
 
 
 def test_unrelated_lines_keep_no_day_state(engine: EditEngine) -> None:

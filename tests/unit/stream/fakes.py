@@ -10,7 +10,7 @@ from typing import Any
 from faust.types.tuples import TP, RecordMetadata
 
 from stream_edits.rules.loader import load_rules
-from stream_edits.stream.processor import Processor
+from stream_edits.stream.processor import Processor, Topics
 
 
 @dataclass
@@ -18,18 +18,21 @@ class FakeRecord:
     """A consumed record of the input topic, partition 0."""
 
     offset: int
-    value: bytes
+    value: bytes | None
     topic: str = "claim-lines"
     partition: int = 0
     key: bytes | None = None
+    timestamp: int | None = 1_700_000_000_000
+    headers: list[tuple[str, bytes]] | None = None
 
 
-class FakeTopic:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_topic_name(self) -> str:
-        return self.name
+TOPICS = Topics(
+    input="claim-lines",
+    repartition="app-claim-lines-repartition",
+    output="claim-edits",
+    dlq="claim-lines-dlq",
+    app_id="app",
+)
 
 
 class FakeProducer:
@@ -40,17 +43,21 @@ class FakeProducer:
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.sent_to: list[tuple[str, int, list[tuple[str, bytes]] | None]] = []
         self.failing_topic: str | None = None
         self.hold = False
         self._held: list[tuple[asyncio.Future[Any], RecordMetadata]] = []
 
-    async def send(self, topic: str, key: Any, value: Any, partition: int, *_: Any) -> Any:
+    async def send(
+        self, topic: str, key: Any, value: Any, partition: int, timestamp: Any, headers: Any
+    ) -> Any:
         future = asyncio.get_running_loop().create_future()
         if topic == self.failing_topic:
             future.set_exception(OSError(f"{topic} rejected the batch"))
             return future
         offset = self.offsets[topic, partition] = self.offsets.get((topic, partition), -1) + 1
         self.sent.append((topic, key, value))
+        self.sent_to.append((topic, partition, headers))
         metadata = RecordMetadata(topic, partition, TP(topic, partition), offset, 0, 0)
         if self.hold:
             self._held.append((future, metadata))
@@ -94,9 +101,13 @@ class DictTable:
 
 
 def fake_processor(
-    table: DictTable, horizon_days: int = 400, producer: FakeProducer | None = None
+    table: DictTable,
+    horizon_days: int = 400,
+    producer: FakeProducer | None = None,
+    partitions: int = 1,
+    member_state_max_bytes: int = 1 << 20,
 ) -> Processor:
-    """A processor over one partition with fakes for the table, topics and producer."""
+    """A processor with fakes for the table and producer (one partition unless told)."""
     producer = producer or FakeProducer()
 
     async def get_producer() -> FakeProducer:
@@ -105,9 +116,9 @@ def fake_processor(
     return Processor(
         load_rules(),
         table,
-        FakeTopic("claim-edits"),  # type: ignore[arg-type]
-        FakeTopic("claim-lines-dlq"),  # type: ignore[arg-type]
+        TOPICS,
         get_producer,  # type: ignore[arg-type]
-        1,
+        partitions,
         horizon_days,
+        member_state_max_bytes,
     )

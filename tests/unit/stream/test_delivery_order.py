@@ -8,6 +8,11 @@ import orjson
 import pytest
 from faust.types import TP
 
+from stream_edits.stream.checkpoint import (
+    CheckpointError,
+    OutputsNotDelivered,
+    StateNotDelivered,
+)
 from stream_edits.stream.processor import Processor
 from tests.factories import line
 from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
@@ -86,13 +91,16 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     assert set(table.data) == {b"M1", b"M2"}
 
 
-@pytest.mark.parametrize("failing", ["claim-edits", "members-changelog"])
+@pytest.mark.parametrize(
+    ("failing", "error"),
+    [("claim-edits", OutputsNotDelivered), ("members-changelog", StateNotDelivered)],
+)
 async def test_a_failed_delivery_raises_stores_nothing_and_a_replay_decides_the_same(
-    failing: str,
+    failing: str, error: type[CheckpointError]
 ) -> None:
     producer, table = FakeProducer(), DictTable()
     producer.failing_topic = failing
-    with pytest.raises(OSError, match="rejected"):
+    with pytest.raises(error, match="rejected"):
         await _run(fake_processor(table, producer=producer))
     assert table.data == {} and table.persisted_offsets == {}
     # The worker crashes and restarts: the batch is replayed against the state it left.

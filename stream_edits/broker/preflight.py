@@ -1,0 +1,114 @@
+"""Checks the worker runs against the broker before it consumes, as Kafka Streams checks
+co-partitioning: every topic a member's state depends on has the partition count its tables
+expect, and every topic can take what the worker writes to it.
+
+A member's lines, state and decisions share a partition number across `claim-lines`, the
+repartition topic, the table's changelog and `claim-edits`; a topic with another count would
+put a member's state on one partition and its lines on another. The dead-letter and repartition
+topics carry input records whole plus headers, so they must take more than `claim-lines` does.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream_edits.broker.admin import partition_counts
+from stream_edits.settings import HEADER_ROOM_BYTES, Settings
+from stream_edits.topics import kafka_client_kwargs
+
+MAX_MESSAGE_BYTES = "max.message.bytes"
+
+
+class PreflightError(Exception):
+    """The topics disagree with what the worker needs; the message says which and how to fix."""
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The member table's changelog topic (Faust names it `<app id>-<table>-changelog`)."""
+    return f"{settings.app_id}-members-changelog"
+
+
+async def check_topics(settings: Settings) -> None:
+    """Raise PreflightError unless the topics fit; create the repartition topic if missing."""
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
+    await admin.start()
+    try:
+        counts = await partition_counts(admin)
+        _check_counts(settings, counts)
+        if settings.repartition_topic not in counts:
+            await _create_repartition(admin, settings)
+        limits = await _max_message_bytes(
+            admin, [settings.input_topic, settings.dlq_topic, settings.repartition_topic]
+        )
+        _check_sizes(settings, limits)
+    finally:
+        await admin.close()
+
+
+def _check_counts(settings: Settings, counts: dict[str, int]) -> None:
+    required = [settings.input_topic, settings.output_topic, settings.dlq_topic]
+    missing = [name for name in required if name not in counts]
+    if missing:
+        raise PreflightError(
+            f"topic {', '.join(missing)} does not exist: run `stream-edits topics create`"
+        )
+    internal = [settings.repartition_topic, changelog_topic(settings)]
+    wrong = [
+        f"{name} has {counts[name]}"
+        for name in [*required, *internal]
+        if name in counts and counts[name] != settings.partitions
+    ]
+    if wrong:
+        raise PreflightError(
+            f"topics not co-partitioned: {'; '.join(wrong)} partitions, the tables expect "
+            f"{settings.partitions} (STREAM_EDITS_PARTITIONS); a member's lines and state must "
+            "share a partition number"
+        )
+
+
+async def _create_repartition(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    topic = NewTopic(
+        settings.repartition_topic,
+        num_partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+        topic_configs={MAX_MESSAGE_BYTES: str(settings.dlq_max_message_bytes)},
+    )
+    response = await admin.create_topics([topic])
+    for entry in response.topic_errors:
+        if entry[1] not in (0, TopicAlreadyExistsError.errno):
+            raise PreflightError(f"cannot create {settings.repartition_topic}: error {entry[1]}")
+
+
+async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, {MAX_MESSAGE_BYTES: None}) for name in topics
+    ]
+    limits: dict[str, int] = {}
+    for response in await admin.describe_configs(resources):
+        for _, _, _, name, entries in response.resources:
+            for entry in entries:
+                if entry[0] == MAX_MESSAGE_BYTES:
+                    limits[name] = int(entry[1])
+    return limits
+
+
+def _check_sizes(settings: Settings, limits: dict[str, int]) -> None:
+    accepted = limits.get(settings.input_topic, 0)
+    if accepted > settings.max_message_bytes:
+        raise PreflightError(
+            f"{settings.input_topic} accepts records up to {accepted} bytes, more than "
+            f"STREAM_EDITS_MAX_MESSAGE_BYTES={settings.max_message_bytes}: raise the setting to "
+            f"at least {accepted}, or lower the topic's {MAX_MESSAGE_BYTES}"
+        )
+    needed = accepted + HEADER_ROOM_BYTES
+    for name in (settings.dlq_topic, settings.repartition_topic):
+        if limits.get(name, 0) < needed:
+            raise PreflightError(
+                f"{name} takes records up to {limits.get(name)} bytes, but a dead letter or "
+                f"forward of a {settings.input_topic} record needs {needed}: set its "
+                f"{MAX_MESSAGE_BYTES} to {settings.dlq_max_message_bytes} (kafka-configs.sh "
+                f"--alter --entity-type topics --entity-name {name} --add-config "
+                f"{MAX_MESSAGE_BYTES}={settings.dlq_max_message_bytes})"
+            )

@@ -1,0 +1,126 @@
+"""The delivery order of every batch, in one place: decisions delivered → state delivered and
+stored → input offsets committable.
+
+A batch's checkpoint holds what the batch sent (decisions, dead letters, forwarded records), the
+member records it changed and the input offsets after it. `Checkpoints` moves each through three
+steps, each waiting for the one before:
+1. its outputs are delivered (every send's result checked);
+2. then its member records are sent to the table's changelog and delivered, and only then
+   written to the local store with the changelog offsets reached;
+3. then its input offsets are handed back as committable.
+Crash safety (at-least-once, nothing lost): a crash before step 2 replays the batch against the
+state before it (the same decisions and revisions, sent again); after it, replayed records the
+member record already applied are skipped, their outputs having been delivered in step 1.
+Under a backlog a batch's steps overlap the processing of the next (`begin` advances the batch
+before by one step; `settle` finishes them all), and the order holds per batch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from faust.types import TP, ProducerT
+
+from stream_edits.stream.cache import MemberWrite
+from stream_edits.stream.delivery import LastOffsets, Message, Sent, send
+
+
+class CheckpointError(Exception):
+    """A step of a checkpoint failed: nothing of that batch, or after it, becomes committable."""
+
+
+class OutputsNotDelivered(CheckpointError):
+    """Step 1 failed: a decision, dead letter or forwarded record was not delivered."""
+
+
+class StateNotDelivered(CheckpointError):
+    """Step 2 failed: a member record did not reach the changelog (the local store is untouched)."""
+
+
+class StateStore(Protocol):
+    """Where delivered member records go: the local store, with the changelog offsets reached."""
+
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic of the member table."""
+
+    def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
+        """Write delivered records locally and persist the changelog offsets."""
+
+
+@dataclass
+class _Checkpoint:
+    """One batch on its way: what was sent last for it, its state, its input offsets."""
+
+    sent: Sent
+    writes: list[MemberWrite]
+    next_offsets: dict[TP, int]
+
+
+class Checkpoints:
+    """Batches between processing and commit, each taken through the three steps in order."""
+
+    def __init__(self, producer: Callable[[], Awaitable[ProducerT]], state: StateStore) -> None:
+        self.producer = producer
+        self.state = state
+        self._delivering: deque[_Checkpoint] = deque()  # outputs sent (at most one batch)
+        self._persisting: deque[_Checkpoint] = deque()  # state sent (at most one batch)
+
+    async def begin(
+        self,
+        outputs: Sequence[Message],
+        writes: list[MemberWrite],
+        next_offsets: Mapping[TP, int],
+    ) -> dict[TP, int]:
+        """Send a processed batch's outputs; move the batches before it one step along.
+
+        Returns the input offsets that became committable.
+        """
+        checkpoint = _Checkpoint(await self._send(outputs), writes, dict(next_offsets))
+        committable = await self._advance(wait_for_all=False)
+        self._delivering.append(checkpoint)
+        return committable
+
+    async def settle(self) -> dict[TP, int]:
+        """Bring every batch in flight to its end; the input offsets now committable."""
+        return await self._advance(wait_for_all=True)
+
+    @property
+    def in_flight(self) -> int:
+        """Batches not yet committable."""
+        return len(self._delivering) + len(self._persisting)
+
+    async def _send(self, messages: Sequence[Message]) -> Sent:
+        # The producer is the transaction manager under exactly_once: sends stay transactional.
+        return await send(await self.producer(), messages)
+
+    async def _advance(self, wait_for_all: bool) -> dict[TP, int]:
+        committable: dict[TP, int] = {}
+        while self._delivering or self._persisting:
+            if self._persisting:
+                done = self._persisting.popleft()
+                delivered = await _wait(done.sent, StateNotDelivered)
+                offsets = {partition: last for (_, partition), last in delivered.items()}
+                self.state.store(done.writes, offsets)
+                committable.update(done.next_offsets)
+            if self._delivering:
+                checkpoint = self._delivering.popleft()
+                await _wait(checkpoint.sent, OutputsNotDelivered)
+                changelog = self.state.changelog_topic
+                checkpoint.sent = await self._send(
+                    [(changelog, w.key, w.value, w.partition, None) for w in checkpoint.writes]
+                )
+                self._persisting.append(checkpoint)
+            if not wait_for_all:
+                break
+        return committable
+
+
+async def _wait(sent: Sent, error: type[CheckpointError]) -> LastOffsets:
+    try:
+        return await sent.wait()
+    except Exception as cause:
+        raise error(f"{error.__doc__} ({type(cause).__name__}: {cause})") from cause
