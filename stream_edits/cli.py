@@ -55,6 +55,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
         from_beginning=args.from_beginning,
         idle_exit=args.idle_exit,
         limit=args.limit,
+        dlq=args.dlq,
     )
 
 
@@ -96,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(handler=_produce)
 
     tail = sub.add_parser("tail", help="print decisions from the output topic as they arrive")
-    tail.add_argument("--json", action="store_true", help="print raw decision JSON")
+    tail.add_argument("--json", action="store_true", help="print JSON (decisions as published)")
+    tail.add_argument(
+        "--dlq", action="store_true", help="dead letters instead: where, why, which fields"
+    )
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--idle-exit", type=float, default=None, help="exit after N idle seconds")
     tail.add_argument("--limit", type=int, default=None, help="exit after N decisions")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -251,3 +252,8 @@ class DeadLetterHeaders(BaseModel):
         description="the input record's timestamp, ms since the epoch",
     )
     failed_at: datetime = Field(alias="stream-edits.failed_at")
+
+    @classmethod
+    def from_headers(cls, headers: Sequence[tuple[str, bytes]]) -> DeadLetterHeaders:
+        """Read a dead letter's headers (ValidationError when they are not a dead letter's)."""
+        return cls.model_validate({name: value.decode() for name, value in headers})

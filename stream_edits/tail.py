@@ -1,18 +1,20 @@
-"""`stream-edits tail`: print decisions from the output topic as they arrive."""
+"""`stream-edits tail`: print decisions (or with `--dlq` dead letters) as they arrive."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from stream_edits.broker.admin import TopicMissingError, require_topic
-from stream_edits.models import Decision
+from stream_edits.models import DeadLetterHeaders, Decision
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
@@ -35,8 +37,56 @@ def format_decision(decision: Decision) -> str:
     )
 
 
-def _render(record: ConsumerRecord[bytes, bytes], as_json: bool) -> bytes | None:
+def _dead_letter(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any] | None:
+    """A dead letter as a JSON-ready dict: its context from the headers, its bytes as text when
+    they are UTF-8 (else base64); None when the headers are not a dead letter's."""
+    try:
+        context = DeadLetterHeaders.from_headers(record.headers)
+    except (ValidationError, UnicodeDecodeError):
+        return None
+    value = record.value
+    out: dict[str, Any] = {
+        "source": {
+            "topic": context.topic,
+            "partition": context.partition,
+            "offset": context.offset,
+        },
+        "reason": context.reason.value,
+        "message": context.exception_message,
+        "errors": orjson.loads(context.errors),
+        "failed_at": context.failed_at.isoformat(),
+        "key_masked": None
+        if record.key is None
+        else mask_member(record.key.decode(errors="replace")),
+        "value_bytes": None if value is None else len(value),
+    }
+    if value is not None:
+        try:
+            out["value_text"] = value.decode()
+        except UnicodeDecodeError:
+            out["value_base64"] = base64.b64encode(value).decode()
+    return out
+
+
+def format_dead_letter(letter: dict[str, Any]) -> str:
+    """One readable line: where the record was, why it was refused, the fields, its size."""
+    source = letter["source"]
+    where = f"{source['topic']}[{source['partition']}]@{source['offset']}"
+    fields = ",".join(e["field"] for e in letter["errors"]) or "-"
+    size = "null value" if letter["value_bytes"] is None else f"{letter['value_bytes']} bytes"
+    key = letter["key_masked"] or "no key"
+    return f"{where:<24}  {letter['reason']:<22}  {fields:<30}  ({size}, key {key})"
+
+
+def _render(record: ConsumerRecord[bytes, bytes], as_json: bool, dlq: bool = False) -> bytes | None:
     """The output line for a record; None for tombstones and values that are not decisions."""
+    if dlq:
+        letter = _dead_letter(record)
+        if letter is None:
+            _not_a(record, "dead letter")
+            return None
+        text = orjson.dumps(letter) if as_json else format_dead_letter(letter).encode()
+        return text + b"\n"
     if record.value is None:
         return None
     if as_json:
@@ -45,13 +95,16 @@ def _render(record: ConsumerRecord[bytes, bytes], as_json: bool) -> bytes | None
     try:
         decision = Decision.model_validate_json(record.value)
     except ValidationError:
-        print(
-            f"stream-edits tail: partition {record.partition} offset {record.offset} "
-            "is not a decision",
-            file=sys.stderr,
-        )
+        _not_a(record, "decision")
         return None
     return format_decision(decision).encode() + b"\n"
+
+
+def _not_a(record: ConsumerRecord[bytes, bytes], what: str) -> None:
+    print(
+        f"stream-edits tail: partition {record.partition} offset {record.offset} is not a {what}",
+        file=sys.stderr,
+    )
 
 
 async def follow(
@@ -62,9 +115,11 @@ async def follow(
     from_beginning: bool,
     idle_exit: float | None,
     limit: int | None,
+    dlq: bool = False,
 ) -> int:
-    """Write decisions to `out` until `limit` are written or `idle_exit` s pass without any."""
-    topic = settings.output_topic
+    """Write decisions (dead letters with `dlq`) to `out` until `limit` are written or
+    `idle_exit` s pass without any."""
+    topic = settings.dlq_topic if dlq else settings.output_topic
     # Checked first: assigning a missing topic would let a broker with auto.create.topics.enable
     # create it with its defaults (delete policy, 1 partition) instead of the contract's.
     count = await require_topic(settings, topic)
@@ -98,7 +153,7 @@ async def follow(
                 key=lambda r: (r.timestamp, r.partition, r.offset),
             )
             for record in records:
-                rendered = _render(record, as_json)
+                rendered = _render(record, as_json, dlq)
                 if rendered is None:
                     continue
                 out.write(rendered)
@@ -117,8 +172,10 @@ def run(
     from_beginning: bool = False,
     idle_exit: float | None = None,
     limit: int | None = None,
+    dlq: bool = False,
 ) -> int:
-    """Run `tail` on the output topic; exit 0 (also on Ctrl-C), 1 on a Kafka error."""
+    """Run `tail` on the output (or dead-letter) topic; exit 0 (also on Ctrl-C), 1 on a Kafka
+    error."""
     try:
         asyncio.run(
             follow(
@@ -128,6 +185,7 @@ def run(
                 from_beginning=from_beginning,
                 idle_exit=idle_exit,
                 limit=limit,
+                dlq=dlq,
             )
         )
     except KeyboardInterrupt:

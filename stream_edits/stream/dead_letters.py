@@ -66,10 +66,3 @@ def dead_letter_message(
     """The dead letter of a refused record, on the partition it was read from."""
     headers = dead_letter_headers(source, timestamp, rejection, app_id)
     return (dlq, key, value, source.partition, headers)
-
-
-def read_dead_letter(
-    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
-) -> DeadLetterHeaders:
-    """The context of a dead letter from its headers (ValidationError when they are not one)."""
-    return DeadLetterHeaders.model_validate({name: value.decode() for name, value in headers})

@@ -22,7 +22,6 @@ from stream_edits.models import DeadLetterHeaders
 from stream_edits.produce import ProgressBar, publish
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
-from stream_edits.stream.dead_letters import read_dead_letter
 from stream_edits.topics import kafka_client_kwargs
 
 Verdicts = dict[tuple[str, int], tuple[str, list[str], int]]
@@ -173,7 +172,7 @@ class StreamRig:
         records = await self.read_records(
             self.settings.dlq_topic, lambda found: len(found) >= count, timeout
         )
-        return [(read_dead_letter(r.headers), r) for r in records]
+        return [(DeadLetterHeaders.from_headers(r.headers), r) for r in records]
 
     async def verdicts(self, until: Verdicts, timeout: float, revisions: bool = True) -> Verdicts:
         """Latest decision per line on the output topic, read until it equals `until`.
