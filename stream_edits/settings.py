@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         return self.max_message_bytes + 2 * HEADER_ROOM_BYTES
 
     @property
+    def producer_batch_bytes(self) -> int:
+        """The producer's record batch size: a topic's max.message.bytes bounds a whole batch,
+        so no batch may be larger than the smallest limit among the topics written to."""
+        return min(self.producer_max_batch_bytes, self.max_message_bytes)
+
+    @property
     def member_state_max_bytes(self) -> int:
         """The largest member record the worker stores (its changelog takes max_message_bytes)."""
         return self.max_message_bytes - STATE_ROOM_BYTES

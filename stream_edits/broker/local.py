@@ -72,6 +72,19 @@ class BrokerPaths:
         return self.version_dir / ".resolved"
 
     @property
+    def tools_pom(self) -> Path:
+        return self.version_dir / "tools-pom.xml"
+
+    @property
+    def tools_lib(self) -> Path:
+        """The jars of Kafka's command-line tools that lib does not hold."""
+        return self.version_dir / "tools-lib"
+
+    @property
+    def tools_resolved_marker(self) -> Path:
+        return self.version_dir / ".tools-resolved"
+
+    @property
     def kraft_dir(self) -> Path:
         """Kafka's log.dirs: partitions and the KRaft metadata log."""
         return self.data_dir / "kraft"
@@ -96,10 +109,10 @@ class BrokerPaths:
 # --- pure parts ----------------------------------------------------------------------------
 
 
-def render_pom(kafka_version: str) -> str:
-    """The POM whose runtime dependencies are the broker's classpath."""
-    template = resources.files(__package__).joinpath("kafka-pom.xml").read_text("utf-8")
-    return template.replace("@KAFKA_VERSION@", kafka_version)
+def render_pom(kafka_version: str, template: str = "kafka-pom.xml") -> str:
+    """A POM template for this version; the default's runtime dependencies are the broker's."""
+    text = resources.files(__package__).joinpath(template).read_text("utf-8")
+    return text.replace("@KAFKA_VERSION@", kafka_version)
 
 
 def render_server_properties(settings: Settings, kraft_dir: Path) -> str:
@@ -255,48 +268,105 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class _MavenJob:
+    """One `copy-dependencies` into lib, redone only when the marker's digest is stale."""
+
+    artifact: str  # group:artifact:version, whose jar proves the resolve complete
+    pom: Path
+    pom_text: str
+    lib: Path
+    marker: Path
+    digest: str  # of every POM the resolve reads
+    provided: Path | None = None  # jars also found here are dropped from lib
+
+    @property
+    def proof(self) -> str:
+        _, artifact, version = self.artifact.split(":")
+        return f"{artifact}-{version}.jar"
+
+    def is_done(self) -> bool:
+        return (
+            self.marker.exists()
+            and self.marker.read_text().strip() == self.digest
+            and (self.lib / self.proof).exists()
+        )
+
+
+def _digest(*poms: str) -> str:
+    return hashlib.sha256("".join(poms).encode()).hexdigest()
+
+
+def _run_maven(mvn: str, job: _MavenJob, environ: Mapping[str, str]) -> None:
+    """Copy the POM's runtime dependencies into job.lib; BrokerError with Maven's errors."""
+    cmd = [
+        mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(job.pom),
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+        f"-DoutputDirectory={job.lib}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, env=dict(environ), timeout=1800
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BrokerError(f"Maven did not resolve {job.artifact} within 30 minutes") from exc
+    if done.returncode != 0 or not (job.lib / job.proof).exists():
+        detail = "\n".join(maven_errors(done.stdout + done.stderr))
+        raise BrokerError(
+            f"Maven could not resolve {job.artifact} (exit {done.returncode}):\n{detail}"
+        )
+
+
+def _resolve(job: _MavenJob, environ: Mapping[str, str]) -> None:
+    """Resolve job.lib with Maven unless it is already complete for these POMs."""
+    with _locked(job.pom.parent / ".lock"):
+        if job.is_done():
+            return
+        mvn = find_executable(
+            "mvn", environ, "install Apache Maven 3.6+ (e.g. apt-get install maven)"
+        )
+        job.marker.unlink(missing_ok=True)
+        shutil.rmtree(job.lib, ignore_errors=True)
+        job.pom.write_text(job.pom_text)
+        _say(f"resolving {job.artifact} jars with Maven (first run only)")
+        began = time.monotonic()
+        _run_maven(mvn, job, environ)
+        if job.provided is not None:
+            for jar in job.lib.glob("*.jar"):
+                if (job.provided / jar.name).exists():
+                    jar.unlink()
+        job.marker.write_text(job.digest + "\n")
+        jars = len(list(job.lib.glob("*.jar")))
+        _say(f"resolved {jars} jars in {time.monotonic() - began:.1f} s into {job.lib}")
+
+
 def resolve_jars(settings: Settings, environ: Mapping[str, str]) -> Path:
     """Kafka's runtime classpath directory, resolved with Maven unless already complete."""
     paths = BrokerPaths.of(settings)
     pom = render_pom(settings.kafka_version)
-    digest = hashlib.sha256(pom.encode()).hexdigest()
-    with _locked(paths.version_dir / ".lock"):
-        marker = paths.resolved_marker
-        if (
-            marker.exists()
-            and marker.read_text().strip() == digest
-            and any(paths.lib.glob("*.jar"))
-        ):
-            return paths.lib
-        mvn = find_executable(
-            "mvn", environ, "install Apache Maven 3.6+ (e.g. apt-get install maven)"
-        )
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(paths.lib, ignore_errors=True)
-        paths.pom.write_text(pom)
-        _say(f"resolving Apache Kafka {settings.kafka_version} jars with Maven (first run only)")
-        began = time.monotonic()
-        cmd = [
-            mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(paths.pom),
-            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={paths.lib}", "-DincludeScope=runtime",
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, check=False, env=dict(environ), timeout=1800
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError("Maven did not finish resolving Kafka within 30 minutes") from exc
-        if done.returncode != 0 or not any(paths.lib.glob("kafka_2.13-*.jar")):
-            detail = "\n".join(maven_errors(done.stdout + done.stderr))
-            raise BrokerError(
-                f"Maven could not resolve org.apache.kafka:kafka_2.13:{settings.kafka_version} "
-                f"(exit {done.returncode}):\n{detail}"
-            )
-        marker.write_text(digest + "\n")
-        jars = len(list(paths.lib.glob("*.jar")))
-        _say(f"resolved {jars} jars in {time.monotonic() - began:.1f} s into {paths.lib}")
+    artifact = f"org.apache.kafka:kafka_2.13:{settings.kafka_version}"
+    job = _MavenJob(artifact, paths.pom, pom, paths.lib, paths.resolved_marker, _digest(pom))
+    _resolve(job, environ)
     return paths.lib
+
+
+def tools_classpath(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """`java -cp` for Kafka's command-line tools ('TOOLS/*:KAFKA_LIB/*'), resolved on first use."""
+    env = os.environ if environ is None else environ
+    lib = resolve_jars(settings, env)
+    paths, version = BrokerPaths.of(settings), settings.kafka_version
+    pom = render_pom(version, "kafka-tools-pom.xml")
+    job = _MavenJob(
+        f"org.apache.kafka:kafka-tools:{version}",
+        paths.tools_pom,
+        pom,
+        paths.tools_lib,
+        paths.tools_resolved_marker,
+        _digest(render_pom(version), pom),  # the broker's POM is its parent
+        provided=lib,
+    )
+    _resolve(job, env)
+    return f"{paths.tools_lib}/*:{lib}/*"
 
 
 def _is_kafka_process(pid: int) -> bool:

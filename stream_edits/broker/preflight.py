@@ -37,10 +37,16 @@ async def check_topics(settings: Settings) -> None:
     try:
         counts = await partition_counts(admin)
         _check_counts(settings, counts)
-        if settings.repartition_topic not in counts:
-            await _create_repartition(admin, settings)
+        await _create_internal(admin, settings, counts)
         limits = await _max_message_bytes(
-            admin, [settings.input_topic, settings.dlq_topic, settings.repartition_topic]
+            admin,
+            [
+                settings.input_topic,
+                settings.output_topic,
+                settings.dlq_topic,
+                settings.repartition_topic,
+                changelog_topic(settings),
+            ],
         )
         _check_sizes(settings, limits)
     finally:
@@ -68,17 +74,34 @@ def _check_counts(settings: Settings, counts: dict[str, int]) -> None:
         )
 
 
-async def _create_repartition(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    topic = NewTopic(
-        settings.repartition_topic,
-        num_partitions=settings.partitions,
-        replication_factor=settings.replication_factor,
-        topic_configs={MAX_MESSAGE_BYTES: str(settings.dlq_max_message_bytes)},
-    )
-    response = await admin.create_topics([topic])
+async def _create_internal(
+    admin: AIOKafkaAdminClient, settings: Settings, counts: dict[str, int]
+) -> None:
+    """Create the repartition and changelog topics when missing, sized for what they carry
+    (Faust would create them with the broker's default message size)."""
+    configs = {
+        settings.repartition_topic: {MAX_MESSAGE_BYTES: str(settings.dlq_max_message_bytes)},
+        changelog_topic(settings): {
+            "cleanup.policy": "compact",
+            MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+        },
+    }
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            topic_configs=config,
+        )
+        for name, config in configs.items()
+        if name not in counts
+    ]
+    if not missing:
+        return
+    response = await admin.create_topics(missing)
     for entry in response.topic_errors:
         if entry[1] not in (0, TopicAlreadyExistsError.errno):
-            raise PreflightError(f"cannot create {settings.repartition_topic}: error {entry[1]}")
+            raise PreflightError(f"cannot create {entry[0]}: error {entry[1]}")
 
 
 async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
@@ -102,6 +125,14 @@ def _check_sizes(settings: Settings, limits: dict[str, int]) -> None:
             f"STREAM_EDITS_MAX_MESSAGE_BYTES={settings.max_message_bytes}: raise the setting to "
             f"at least {accepted}, or lower the topic's {MAX_MESSAGE_BYTES}"
         )
+    batch = settings.producer_batch_bytes
+    for name in (settings.output_topic, changelog_topic(settings)):
+        if limits.get(name, 0) < max(batch, settings.max_message_bytes):
+            raise PreflightError(
+                f"{name} takes records up to {limits.get(name)} bytes, less than "
+                f"STREAM_EDITS_MAX_MESSAGE_BYTES={settings.max_message_bytes}: set its "
+                f"{MAX_MESSAGE_BYTES} to {settings.max_message_bytes}"
+            )
     needed = accepted + HEADER_ROOM_BYTES
     for name in (settings.dlq_topic, settings.repartition_topic):
         if limits.get(name, 0) < needed:

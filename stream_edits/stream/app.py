@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         table_standby_replicas=0,
         producer_linger=settings.producer_linger_ms / 1000,
-        producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_max_batch_size=settings.producer_batch_bytes,
         producer_max_request_size=settings.producer_max_request_bytes,
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -174,8 +174,11 @@ class StreamRig:
         )
         return [(DeadLetterHeaders.from_headers(r.headers), r) for r in records]
 
-    async def verdicts(self, until: Verdicts, timeout: float, revisions: bool = True) -> Verdicts:
-        """Latest decision per line on the output topic, read until it equals `until`.
+    async def verdicts(
+        self, until: Verdicts, timeout: float, revisions: bool = True, read_all: bool = False
+    ) -> Verdicts:
+        """Latest decision per line on the output topic, read until it equals `until` (with
+        `read_all`, everything published within `timeout`).
 
         Without `revisions`, every revision number reads as 0.
         """
@@ -187,7 +190,7 @@ class StreamRig:
                 codes = [e["code"] for e in v["edits"]]
                 revision = v["revision"] if revisions else 0
                 latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, revision)
-            return latest == until
+            return latest == until and not read_all
 
         await self.read(self.settings.output_topic, done, timeout)
         return latest
