@@ -79,6 +79,7 @@ class Pipeline:
     stamped: bool  # True: outputs forward the index header; False: they carry JSON `source`
     settings: Settings | None = None  # the processor's: topics created from the contract
     app_id: str | None = None  # Faust apps create internal topics named after it
+    keyed: bool = True  # False: the lines are sent without keys (spread over the partitions)
 
 
 @dataclass
@@ -419,7 +420,7 @@ class Run:
             future = await producer.send(
                 self.pipeline.source,
                 workload.lines[index],
-                key=workload.keys[index],
+                key=workload.keys[index] if self.pipeline.keyed else None,
                 headers=[(INDEX_HEADER, index.to_bytes(4, "big"))],
             )
             futures.append((index, future))

@@ -109,6 +109,7 @@ def format_table(report: dict[str, Any]) -> str:
         "",
         f"processor / raw aiokafka throughput:  {ratios['processor_vs_raw']}",
         f"processor / Faust pass-through:       {ratios['processor_vs_faust']}",
+        f"unkeyed / keyed input (processor):    {ratios.get('unkeyed_vs_processor')}",
         f"check (offline, one process):         {check['lines_per_s']:,.0f} lines/s",
         f"state per patient-day:                {state['wire_bytes_per_patient_day']} B "
         f"ClaimEntry+DayState wire forms, {state['stored_bytes_per_patient_day']} B as stored "

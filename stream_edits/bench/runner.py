@@ -29,11 +29,12 @@ from stream_edits.produce import member_key
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 
-PIPELINES = ("raw", "faust", "processor")
+PIPELINES = ("raw", "faust", "processor", "unkeyed")
 LABELS = {
     "raw": "(a) raw aiokafka",
     "faust": "(b) Faust pass-through",
     "processor": "(c) stream-edits processor",
+    "unkeyed": "(d) processor, unkeyed input",
 }
 TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.2, "processor_p99_ms_at_5000": 50.0}
 METHOD = [
@@ -50,6 +51,9 @@ METHOD = [
     "Latency: from this process's producer.send call to this process fetching the line's first "
     "output. Lines the processor answers with nothing are not expected; lines not answered "
     "within the settle timeout count as missing, not in the percentiles.",
+    "(d) is (c) fed the same lines without keys: the producer spreads them over the "
+    "partitions, and the processor forwards each line not on its member's partition through "
+    "its repartition topic (3 of 4 lines with 4 partitions).",
     "check: stream_edits.check.final_decisions over the backlog, one pass, in this process.",
     "State: orjson wire bytes of every ClaimEntry and DayState after the engine ran over the "
     "backlog, per distinct (member_id, date_of_service); also as stored (one MemberRecord per "
@@ -122,6 +126,7 @@ def _pipeline(
         stamped=False,
         settings=processor_settings,
         app_id=app_id,
+        keyed=name == "processor",
     )
 
 
@@ -246,11 +251,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     results, samples = asyncio.run(_measure_all(settings, args, names, workload, out))
 
-    raw, faust, processor = (_throughput(results, n) for n in PIPELINES)
+    raw, faust, processor, unkeyed = (_throughput(results, n) for n in PIPELINES)
     ratios = {
         "processor_vs_raw": report.ratio(processor, raw),
         "processor_vs_faust": report.ratio(processor, faust),
         "faust_vs_raw": report.ratio(faust, raw),
+        "unkeyed_vs_processor": report.ratio(unkeyed, processor),
     }
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.broker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PIPELINES = ("raw", "faust", "processor")
+PIPELINES = ("raw", "faust", "processor", "unkeyed")
 
 
 def positive(value: Any) -> bool:
@@ -28,7 +28,7 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory, bootstrap_servers: st
     command = [sys.executable, "-m", "stream_edits", "bench", "--lines", "1000"]
     command += ["--rates", "200", "--latency-seconds", "2", "--quiet-seconds", "0.5"]
     command += ["--out", str(out)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=85, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return out
 
