@@ -73,7 +73,8 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[st
     return [s.name for s in specs if s.name in created]
 
 
-async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+async def wait_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition counts once every named topic shows in metadata (TopicsError after 15 s)."""
     # The controller answers before every broker's metadata cache has the new topics.
     deadline = time.monotonic() + VISIBLE_TIMEOUT_S
     while True:
@@ -101,7 +102,7 @@ async def create_topics(settings: Settings) -> list[str]:
         missing = [s for s in specs if s.name not in found]
         created = await _create(admin, missing) if missing else []
         # Topics another client created meanwhile are checked too.
-        _check_partitions(specs, await _wait_visible(admin, [s.name for s in specs]))
+        _check_partitions(specs, await wait_visible(admin, [s.name for s in specs]))
         return created
     finally:
         await admin.close()

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stream_edits.broker.admin import partition_counts
+from stream_edits.broker.admin import partition_counts, wait_visible
 from stream_edits.settings import HEADER_ROOM_BYTES, Settings
 from stream_edits.topics import kafka_client_kwargs
 
@@ -38,6 +38,9 @@ async def check_topics(settings: Settings) -> None:
         counts = await partition_counts(admin)
         _check_counts(settings, counts)
         await _create_internal(admin, settings, counts)
+        # Topics just created (here or by anyone) may take a moment to show in metadata.
+        internal = [settings.repartition_topic, changelog_topic(settings)]
+        _check_counts(settings, await wait_visible(admin, internal))
         limits = await _max_message_bytes(
             admin,
             [

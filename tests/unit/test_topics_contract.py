@@ -146,3 +146,23 @@ def test_client_kwargs_for_sasl_ssl_carry_the_credentials_and_a_verifying_ssl_co
     assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("edits", "secret")
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
     assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+def test_dead_letters_carry_the_input_bytes_with_their_context_in_headers() -> None:
+    dlq = contract(DEFAULTS.dlq_topic)
+    assert "value_schema" not in dlq and "bytes" in dlq["value"]
+    headers = dlq["headers_schema"]["properties"]
+    for name in ("topic", "partition", "offset", "exception.class.name", "exception.message"):
+        assert f"__connect.errors.{name}" in headers
+    assert {"stream-edits.reason", "stream-edits.errors", "stream-edits.failed_at"} <= set(headers)
+
+
+def test_every_topic_takes_what_the_worker_writes_to_it() -> None:
+    settings = Settings.model_construct(max_message_bytes=200_000)
+    limits = {s.name: int(s.configs["max.message.bytes"]) for s in topic_specs(settings)}
+    assert limits[settings.input_topic] == limits[settings.output_topic] == 200_000
+    # A dead letter is its input record whole plus headers.
+    assert limits[settings.dlq_topic] == settings.dlq_max_message_bytes > 200_000
+    assert settings.producer_max_request_bytes > settings.dlq_max_message_bytes
+    assert settings.producer_batch_bytes <= min(limits.values())
+    assert settings.member_state_max_bytes < 200_000
