@@ -8,6 +8,7 @@ import sys
 import faust
 from aiokafka.errors import KafkaError
 
+from stream_edits.broker.admin import TopicsError
 from stream_edits.broker.preflight import PreflightError, check_topics
 from stream_edits.settings import Settings
 from stream_edits.stream.app import create_app
@@ -18,7 +19,7 @@ def run(settings: Settings, loglevel: str = "warning") -> int:
     not fit the worker (one line on stderr)."""
     try:
         asyncio.run(check_topics(settings))
-    except (PreflightError, KafkaError) as error:
+    except (PreflightError, TopicsError, KafkaError) as error:
         print(f"stream-edits worker: {error}", file=sys.stderr)
         return 2
     app = create_app(settings)

@@ -16,6 +16,7 @@ from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream.cache import FaustMemberTable
 from stream_edits.stream.inbox import Inbox
+from stream_edits.stream.outage_log import quiet_outages
 from stream_edits.stream.processor import Processor, Topics
 from stream_edits.stream.state_healing import install_state_healing
 from stream_edits.stream.transport import BatchingConsumer, use_inbox
@@ -169,4 +170,5 @@ def create_app(settings: Settings) -> faust.App:
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
+    quiet_outages(app, settings)  # a broker outage logs a few lines a minute, not 75 a second
     return app

@@ -1,0 +1,111 @@
+"""A broker outage under a running worker: a few log lines, not ~75 a second, then work goes on.
+
+The test runs a broker of its own (temp data dir, free ports: the shared broker is untouched),
+stops it for OUTAGE_S under a `stream-edits worker` and starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream_edits.broker import local
+from stream_edits.settings import Settings
+from tests.factories import NPI_A
+from tests.integration.stream_harness import StreamRig, expected_verdicts
+
+OUTAGE_S = 30.0
+MAX_OUTAGE_LINES = 5
+
+
+def two_free_ports() -> tuple[int, int]:
+    """Two distinct TCP ports nobody listens on right now."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Settings]:
+    """A broker only this test uses; stopped afterwards, whatever happened."""
+    port, controller_port = two_free_ports()
+    settings = Settings(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        kafka_port=port,
+        kafka_controller_port=controller_port,
+        kafka_data_dir=tmp_path / "kafka",
+        kafka_heap="-Xms256m -Xmx512m",
+    )
+    assert local.start(settings, fresh=True) == 0
+    try:
+        yield settings
+    finally:
+        local.stop(settings)
+
+
+def claim_line(claim_id: str, member_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "claim_id": claim_id,
+            "line_number": 1,
+            "member_id": member_id,
+            "provider_npi": NPI_A,
+            "date_of_service": "2025-06-02",
+            "procedure_code": "64461",
+            "received_at": "2025-06-03T09:00:00+00:00",
+        }
+    )
+
+
+async def wait_for_text(log: Path, text: str, timeout: float) -> str:
+    """The log once it contains `text` (or as it is at the timeout)."""
+    deadline = time.monotonic() + timeout
+    content = log.read_text(errors="replace")
+    while text not in content and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        content = log.read_text(errors="replace")
+    return content
+
+
+async def test_outage_is_logged_in_a_few_lines_and_the_worker_carries_on(
+    own_broker: Settings, unique_name: str, tmp_path: Path
+) -> None:
+    rig = StreamRig(unique_name, tmp_path, own_broker.bootstrap_servers)
+    await rig.create_topics()
+    rig.start_worker()
+    log = tmp_path / "worker-0.log"
+    try:
+        before = [claim_line("CLAIM-BEFORE-7731", "MEMBER-5521")]
+        await rig.produce(before)
+        expected = expected_verdicts(before)
+        assert await rig.verdicts(expected, timeout=60) == expected, rig.logs()
+
+        began = log.stat().st_size
+        await asyncio.to_thread(local.stop, own_broker)
+        await asyncio.sleep(OUTAGE_S)
+        ended = log.stat().st_size
+        assert await asyncio.to_thread(local.start, own_broker) == 0
+
+        during = log.read_bytes()[began:ended].decode(errors="replace").splitlines()
+        assert len(during) <= MAX_OUTAGE_LINES, "\n".join(during[:20])
+        assert sum("unreachable since" in line for line in during) == 1, during
+
+        after = [claim_line("CLAIM-AFTER-8842", "MEMBER-6632")]
+        await rig.produce(after)
+        expected = expected_verdicts(before + after)
+        assert await rig.verdicts(expected, timeout=45) == expected, rig.logs()
+
+        content = await wait_for_text(log, "reachable again after", timeout=15)
+        summaries = [line for line in content.splitlines() if "reachable" in line]
+        assert any("reachable again after" in line for line in summaries), rig.logs()
+        for line in during + summaries:
+            assert "MEMBER-" not in line and "CLAIM-" not in line, line
+    finally:
+        rig.stop_all()
