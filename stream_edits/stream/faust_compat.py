@@ -1,6 +1,6 @@
-"""Reaches into Faust internals outside the consumer, with the reason for each (the consumer's
-are in `transport.py`): the RocksDB partition databases and the aiokafka producer behind
-Faust's."""
+"""Reaches into Faust internals outside the consumer and recovery, with the reason for each (the
+consumer's are in `transport.py`, recovery's in `state_healing.py`): the RocksDB partition
+databases and the aiokafka producer behind Faust's."""
 
 from __future__ import annotations
 

@@ -95,14 +95,16 @@ class HealingRecovery(Recovery):
                 continue
             wipe_partition(store, tp.partition)
             self.active_offsets[tp] = -1
-            ahead[table].append(f"{tp.partition} (local offset {offset} > last {last})")
+            ahead[table].append(
+                f"partition {tp.partition} (local offset {offset}, changelog's last {last})"
+            )
         for table, partitions in ahead.items():
             log.warning(
-                "table %s: local state of partition %s is ahead of changelog %s; discarded it, "
-                "restoring the partition from the changelog",
+                "table %s: local state is ahead of changelog %s in %s; discarded it, restoring "
+                "from the changelog",
                 table.name,
-                ", ".join(partitions),
                 table.changelog_topic.get_topic_name(),
+                ", ".join(partitions),
             )
 
 
