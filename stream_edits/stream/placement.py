@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 from aiokafka.partitioner import murmur2
 
-from stream_edits.models import SourceOffset
-
 Headers = Sequence[tuple[str, bytes]]
+
+
+class Origin(NamedTuple):
+    """Where a record was first read: its `claim-lines` position and timestamp (ms)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+
 
 SOURCE_TOPIC = "stream-edits.source.topic"
 SOURCE_PARTITION = "stream-edits.source.partition"
@@ -36,34 +45,34 @@ def owner_function(partitions: int) -> Callable[[str], int]:
     return owner
 
 
-def origin_headers(source: SourceOffset, timestamp: int | None) -> list[tuple[str, bytes]]:
+def origin_headers(origin: Origin) -> list[tuple[str, bytes]]:
     """Headers naming a record's original `claim-lines` position and timestamp."""
     headers = [
-        (SOURCE_TOPIC, source.topic.encode()),
-        (SOURCE_PARTITION, str(source.partition).encode()),
-        (SOURCE_OFFSET, str(source.offset).encode()),
+        (SOURCE_TOPIC, origin.topic.encode()),
+        (SOURCE_PARTITION, str(origin.partition).encode()),
+        (SOURCE_OFFSET, str(origin.offset).encode()),
     ]
-    if timestamp is not None:
-        headers.append((SOURCE_TIMESTAMP, str(timestamp).encode()))
+    if origin.timestamp is not None:
+        headers.append((SOURCE_TIMESTAMP, str(origin.timestamp).encode()))
     return headers
 
 
 def origin_of(
     topic: str, partition: int, offset: int, timestamp: int | None, headers: Headers | None
-) -> tuple[SourceOffset, int | None]:
-    """The original position and timestamp of a consumed record: its own, unless it was
-    forwarded (then its headers name them; unreadable headers leave its own)."""
+) -> Origin:
+    """Where a consumed record was first read: its own position, unless it was forwarded (then
+    its headers name it; unreadable headers leave its own)."""
     if headers:
         found = {name: value for name, value in headers if name.startswith("stream-edits.source.")}
         if SOURCE_TOPIC in found:
             try:
-                source = SourceOffset(
-                    topic=found[SOURCE_TOPIC].decode(),
-                    partition=int(found[SOURCE_PARTITION]),
-                    offset=int(found[SOURCE_OFFSET]),
-                )
                 stamp = found.get(SOURCE_TIMESTAMP)
-                return source, int(stamp) if stamp is not None else None
-            except (KeyError, ValueError):
+                return Origin(
+                    found[SOURCE_TOPIC].decode(),
+                    int(found[SOURCE_PARTITION]),
+                    int(found[SOURCE_OFFSET]),
+                    int(stamp) if stamp is not None else None,
+                )
+            except (KeyError, ValueError, UnicodeDecodeError):
                 pass
-    return SourceOffset(topic=topic, partition=partition, offset=offset), timestamp
+    return Origin(topic, partition, offset, timestamp)

@@ -29,7 +29,7 @@ from stream_edits.stream.dead_letters import dead_letter_message
 from stream_edits.stream.delivery import Message
 from stream_edits.stream.expiry import ExpiryIndex
 from stream_edits.stream.inbox import InputRecord
-from stream_edits.stream.placement import origin_headers, origin_of, owner_function
+from stream_edits.stream.placement import Origin, origin_headers, origin_of, owner_function
 from stream_edits.topics import line_key
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,11 @@ class Processor:
         self.expiry = ExpiryIndex()
         self._stream_day: dict[int, int] = {}
         self._swept: dict[int, int] = {}
+        # The names member records keep applied offsets under: "i3" for input partition 3, "r3"
+        # for the repartition topic's (indexed [from the repartition topic][partition]).
+        self._consumed_names = tuple(
+            tuple(f"{prefix}{p}" for p in range(partitions)) for prefix in ("i", "r")
+        )
 
     async def process_batch(
         self, records: Sequence[InputRecord], next_offsets: Mapping[TP, int]
@@ -161,7 +166,7 @@ class Processor:
             return
         self._advance_clock(owner, parsed)
         state = self.members.record(parsed.member_id)
-        consumed = ("r" if record.topic == self.topics.repartition else "i") + str(owner)
+        consumed = self._consumed_names[record.topic == self.topics.repartition][owner]
         if record.offset <= state.applied.get(consumed, -1):
             self.stats.replayed += 1
             return
@@ -191,25 +196,23 @@ class Processor:
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
         with headers naming where it was first read."""
-        source, timestamp = self._origin(record)
-        self._outbox.append(
-            (
-                self.topics.repartition,
-                member_id.encode(),
-                record.value,
-                owner,
-                origin_headers(source, timestamp),
-            )
-        )
+        headers = origin_headers(self._origin(record))
+        message = (self.topics.repartition, member_id.encode(), record.value, owner, headers)
+        self._outbox.append(message)
         self.stats.forwarded += 1
 
-    def _origin(self, record: InputRecord) -> tuple[SourceOffset, int | None]:
+    @staticmethod
+    def _origin(record: InputRecord) -> Origin:
         return origin_of(
             record.topic, record.partition, record.offset, record.timestamp, record.headers
         )
 
     def _publish(self, record: InputRecord, decisions: list[LineDecision]) -> None:
-        source = self._origin(record)[0].model_dump()
+        if record.headers:  # forwarded: name the original record
+            origin = self._origin(record)
+            source = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+        else:
+            source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         for decision in decisions:
             value = decision.to_wire()
             value["provider_npi"] = decision.provider_npi
@@ -229,7 +232,8 @@ class Processor:
 
     def _dead_letter(self, record: InputRecord, rejection: Rejection) -> Message:
         """The dead-letter message for a refused record (counted and logged, without values)."""
-        source, timestamp = self._origin(record)
+        origin = self._origin(record)
+        source = SourceOffset(topic=origin.topic, partition=origin.partition, offset=origin.offset)
         self.stats.dead_letters += 1
         reasons = self.stats.dead_letters_by_reason
         reasons[rejection.code.value] = reasons.get(rejection.code.value, 0) + 1
@@ -246,7 +250,7 @@ class Processor:
             record.key,
             record.value,
             source,
-            timestamp,
+            origin.timestamp,
             rejection,
             self.topics.app_id,
         )

@@ -174,5 +174,7 @@ async def test_a_line_that_would_take_its_members_state_past_the_limit_is_dead_l
 
 
 def test_unreadable_origin_headers_leave_the_records_own_position() -> None:
-    source, stamp = origin_of("r", 1, 2, 3, [(SOURCE_TOPIC, b"claim-lines")])
-    assert (source.topic, source.partition, source.offset, stamp) == ("r", 1, 2, 3)
+    assert origin_of("r", 1, 2, 3, [(SOURCE_TOPIC, b"claim-lines")]) == ("r", 1, 2, 3)
+    assert origin_of(
+        "r", 1, 2, 3, [(SOURCE_TOPIC, b"\xff"), (SOURCE_PARTITION, b"0"), (SOURCE_OFFSET, b"9")]
+    ) == ("r", 1, 2, 3)
