@@ -59,6 +59,18 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_edits import replay
+
+    return replay.run(settings, args)
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_edits import reconcile
+
+    return reconcile.run(settings, args.a, args.b, json_path=args.json, limit=args.limit)
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits.bench import runner
 
@@ -105,6 +117,63 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle-exit", type=float, default=None, help="exit after N idle seconds")
     tail.add_argument("--limit", type=int, default=None, help="exit after N decisions")
     tail.set_defaults(handler=_tail)
+
+    replay = sub.add_parser(
+        "replay",
+        help="reprocess claim-lines (or a topic, or NDJSON archives) into a separate topic",
+        description="Replay history through the processor into its own output topic (and "
+        "<output>-dlq), with its own local state and no consumer group: the live worker and its "
+        "output are untouched. Stops by itself at --until.",
+    )
+    replay.add_argument("--output-topic", required=True, help="where the decisions go")
+    source = replay.add_mutually_exclusive_group()
+    source.add_argument("--source", default=None, help="topic to read (default: claim-lines)")
+    source.add_argument("--file", nargs="+", default=None, help="NDJSON archives, in order")
+    replay.add_argument(
+        "--from",
+        dest="start",
+        default="earliest",
+        help="earliest | ISO-8601 timestamp | PARTITION:OFFSET,... (decisions of records from "
+        "here on are published; state is rebuilt from HORIZON_DAYS before)",
+    )
+    replay.add_argument(
+        "--until", default="end", help="end (the end when it starts) | ISO-8601 timestamp"
+    )
+    replay.add_argument("--rules", type=Path, default=None, help="rules directory (what-if)")
+    replay.add_argument("--keep", action="store_true", help="keep the local state")
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.add_argument("--no-progress", action="store_true")
+    replay.set_defaults(handler=_replay)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="compare the latest decision per line of two topics or NDJSON files",
+        description="Compare the latest decision (highest revision) of every line in A and B. "
+        "Two decisions agree when their status and edit codes (in order) are equal; revision, "
+        "decided_at and source are not compared, since they depend on arrival order. Prints each "
+        "difference (A's decision -> B's), the counts by kind of change and a summary. Exit 0 "
+        "when A and B agree, 1 when they differ, 2 on a usage error or a source that cannot be "
+        "read. What a rules change does: `replay --rules DIR --output-topic what-if`, then "
+        "`reconcile claim-edits what-if`.",
+    )
+    reconcile.add_argument(
+        "a",
+        metavar="A",
+        help="topic (read to its end when reconcile starts, no consumer group), or NDJSON file "
+        "of decisions from `check` or `tail --json` (an existing path, or - for stdin)",
+    )
+    reconcile.add_argument("b", metavar="B", help="the same, for the other side")
+    reconcile.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="write the report as JSON here"
+    )
+    reconcile.add_argument(
+        "--limit",
+        type=int,
+        default=50,
+        metavar="N",
+        help="print at most N differences (default 50; counts stay complete)",
+    )
+    reconcile.set_defaults(handler=_reconcile)
 
     bench = sub.add_parser("bench", help="benchmark the processor against its ceilings")
     bench.add_argument("--lines", type=int, default=50_000, help="backlog lines")

@@ -124,8 +124,13 @@ async def follow(
     # create it with its defaults (delete policy, 1 partition) instead of the contract's.
     count = await require_topic(settings, topic)
     # No group: nothing is committed and nobody else's partitions are rebalanced away.
+    # The reset an assignment starts can finish after a seek and undo it: with "earliest" a late
+    # reset cannot skip what --from-beginning asks for.
     consumer = AIOKafkaConsumer(
-        **kafka_client_kwargs(settings), group_id=None, enable_auto_commit=False
+        **kafka_client_kwargs(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
     )
     await consumer.start()
     try:

@@ -25,9 +25,12 @@ from stream_edits.stream.faust_compat import partition_database
 
 
 class MemberTable(Protocol):
-    """Where member records live: a local store plus a changelog topic that can rebuild it."""
+    """Where member records live: a local store plus a changelog topic that can rebuild it
+    (None for local state only)."""
 
-    changelog_topic: str
+    @property
+    def changelog_topic(self) -> str | None:
+        """The changelog topic, or None."""
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """The stored record, or None."""
@@ -232,8 +235,8 @@ class MemberCache:
         self.days = _DaysView(self)
 
     @property
-    def changelog_topic(self) -> str:
-        """The changelog topic of the member table."""
+    def changelog_topic(self) -> str | None:
+        """The changelog topic of the member table (None: none)."""
         return self.table.changelog_topic
 
     def record(self, member_id: str) -> MemberRecord:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.stream.cache import MemberWrite
@@ -44,8 +45,8 @@ class StateStore(Protocol):
     """Where delivered member records go: the local store, with the changelog offsets reached."""
 
     @property
-    def changelog_topic(self) -> str:
-        """The changelog topic of the member table."""
+    def changelog_topic(self) -> str | None:
+        """The changelog topic of the member table (None: local state only, e.g. a replay's)."""
 
     def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records locally and persist the changelog offsets."""
@@ -63,7 +64,11 @@ class _Checkpoint:
 class Checkpoints:
     """Batches between processing and commit, each taken through the three steps in order."""
 
-    def __init__(self, producer: Callable[[], Awaitable[ProducerT]], state: StateStore) -> None:
+    def __init__(
+        self,
+        producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
+        state: StateStore,
+    ) -> None:
         self.producer = producer
         self.state = state
         self._delivering: deque[_Checkpoint] = deque()  # outputs sent (at most one batch)
@@ -110,9 +115,12 @@ class Checkpoints:
                 checkpoint = self._delivering.popleft()
                 await _wait(checkpoint.sent, OutputsNotDelivered)
                 changelog = self.state.changelog_topic
-                checkpoint.sent = await self._send(
-                    [(changelog, w.key, w.value, w.partition, None) for w in checkpoint.writes]
+                messages: list[Message] = (
+                    []
+                    if changelog is None
+                    else [(changelog, w.key, w.value, w.partition, None) for w in checkpoint.writes]
                 )
+                checkpoint.sent = await self._send(messages)
                 self._persisting.append(checkpoint)
             if not wait_for_all:
                 break

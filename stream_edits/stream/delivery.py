@@ -38,21 +38,17 @@ class Sent:
         return last
 
 
-async def send(producer: ProducerT, messages: Sequence[Message]) -> Sent:
+async def send(producer: ProducerT | AIOKafkaProducer, messages: Sequence[Message]) -> Sent:
     """Hand messages to the producer in order, without waiting for them to arrive."""
     batching = batch_producer(producer)
     if batching is not None:
         return await _send_batched(batching, messages)
+    assert not isinstance(producer, AIOKafkaProducer)  # batch_producer takes those
     sent = Sent()
     for topic, key, value, partition, headers in messages:  # through Faust: its transactions
         future = await producer.send(topic, key, value, partition, None, headers)
         sent.futures.append((asyncio.ensure_future(future), 1))
     return sent
-
-
-async def deliver(producer: ProducerT, messages: Sequence[Message]) -> LastOffsets:
-    """Send messages and wait until all are acknowledged."""
-    return await (await send(producer, messages)).wait()
 
 
 async def _send_batched(producer: AIOKafkaProducer, messages: Sequence[Message]) -> Sent:

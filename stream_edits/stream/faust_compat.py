@@ -23,7 +23,7 @@ def partition_database(store: object, partition: int) -> Any | None:
     return None if databases is None else databases(partition)
 
 
-def batch_producer(producer: ProducerT) -> AIOKafkaProducer | None:
+def batch_producer(producer: ProducerT | AIOKafkaProducer) -> AIOKafkaProducer | None:
     """The aiokafka producer behind Faust's, when sends need no transaction; else None.
 
     Faust's `send` takes one message and returns one future; a batch's messages are cheaper
@@ -31,6 +31,8 @@ def batch_producer(producer: ProducerT) -> AIOKafkaProducer | None:
     its transaction manager instead, whose per-partition transactional producers and locks are
     Faust's to drive: those sends stay on Faust's path.
     """
+    if isinstance(producer, AIOKafkaProducer):  # a plain client's (a replay's) own producer
+        return producer
     if isinstance(producer, FaustAIOKafkaProducer):
         return producer._ensure_producer()
     return None

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.decide_line import decide_line
@@ -62,6 +63,8 @@ class Stats:
     batches: int = 0
     expired_keys: int = 0
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    decisions_by_status: dict[str, int] = field(default_factory=dict)
+    decisions_by_edit: dict[str, int] = field(default_factory=dict)
     stream_day: dict[int, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +74,8 @@ class Stats:
             "forwarded": self.forwarded,
             "replayed": self.replayed,
             "decisions": self.decisions,
+            "decisions_by_status": dict(sorted(self.decisions_by_status.items())),
+            "decisions_by_edit": dict(sorted(self.decisions_by_edit.items())),
             "dead_letters": self.dead_letters,
             "dead_letters_by_reason": dict(sorted(self.dead_letters_by_reason.items())),
             "conflicts": self.conflicts,
@@ -89,12 +94,18 @@ class Processor:
         rules: RuleSet,
         members: MemberTable,
         topics: Topics,
-        producer: Callable[[], Awaitable[ProducerT]],
+        producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
         partitions: int,
         horizon_days: int,
         member_state_max_bytes: int,
         member_cache: int = 0,
+        forward: bool = True,
+        publish_from: Mapping[int, int] | None = None,
     ) -> None:
+        """`forward` False applies every line where it is read (a replay, which owns every
+        partition's state); `publish_from` (partition → offset) decides records before those
+        offsets without publishing what they cause (a replay rebuilding state before its
+        window)."""
         self.owner = owner_function(partitions)
         self.members = MemberCache(members, self.owner, member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
@@ -109,6 +120,9 @@ class Processor:
         self.partitions = partitions
         self.horizon_days = horizon_days
         self.member_state_max_bytes = member_state_max_bytes
+        self.forward = forward
+        self.publish_from = publish_from
+        self._muted = False  # the record being processed publishes nothing (before the window)
         self.stats = Stats()
         self.expiry = ExpiryIndex()
         self._stream_day: dict[int, int] = {}
@@ -156,17 +170,19 @@ class Processor:
 
     def _process(self, record: InputRecord) -> None:
         self.stats.events += 1
+        if self.publish_from is not None:
+            self._muted = record.offset < self.publish_from.get(record.partition, 0)
         parsed = decode_claim_line(record.value or b"")
         if isinstance(parsed, Rejection):
             self.dead_letter(record, parsed)
             return
         owner = self.owner(parsed.member_id)
-        if owner != record.partition:
+        if owner != record.partition and self.forward:
             self._forward(record, parsed.member_id, owner)
             return
         self._advance_clock(owner, parsed)
         state = self.members.record(parsed.member_id)
-        consumed = self._consumed_names[record.topic == self.topics.repartition][owner]
+        consumed = self._consumed_names[record.topic == self.topics.repartition][record.partition]
         if record.offset <= state.applied.get(consumed, -1):
             self.stats.replayed += 1
             return
@@ -191,7 +207,7 @@ class Processor:
             return
         if result.duplicate:
             self.stats.redeliveries += 1
-        self._publish(record, result.decisions)
+        self._publish(record, result.decisions, owner)
 
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
@@ -207,7 +223,14 @@ class Processor:
             record.topic, record.partition, record.offset, record.timestamp, record.headers
         )
 
-    def _publish(self, record: InputRecord, decisions: list[LineDecision]) -> None:
+    def _publish(self, record: InputRecord, decisions: list[LineDecision], owner: int) -> None:
+        if self._muted:
+            return
+        by_status, by_edit = self.stats.decisions_by_status, self.stats.decisions_by_edit
+        for decision in decisions:
+            by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
+            for edit in decision.edits:
+                by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
         if record.headers:  # forwarded: name the original record
             origin = self._origin(record)
             source = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
@@ -218,17 +241,16 @@ class Processor:
             value["provider_npi"] = decision.provider_npi
             value["decided_at"] = self._decided_at
             value["source"] = source
-            # Same partition as the member's state: all of a member's decisions stay in order
-            # in one partition, and a line's revisions always land on one compacted partition.
+            # The member's partition: all of a member's decisions stay in order in one
+            # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            self._outbox.append(
-                (self.topics.output, key, orjson.dumps(value), record.partition, None)
-            )
+            self._outbox.append((self.topics.output, key, orjson.dumps(value), owner, None))
         self.stats.decisions += len(decisions)
 
     def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
         """Dead-letter a refused record with the batch in the making."""
-        self._outbox.append(self._dead_letter(record, rejection))
+        if not self._muted:
+            self._outbox.append(self._dead_letter(record, rejection))
 
     def _dead_letter(self, record: InputRecord, rejection: Rejection) -> Message:
         """The dead-letter message for a refused record (counted and logged, without values)."""

@@ -158,8 +158,13 @@ class StreamRig:
         values: list[dict[str, Any]] = []
 
         def decoded(records: list[Record]) -> bool:
-            values[:] = [orjson.loads(r.value) for r in records if r.value]
+            for record in records[len(seen) :]:  # only those read since the last call
+                seen.append(record)
+                if record.value:
+                    values.append(orjson.loads(record.value))
             return done(values)
+
+        seen: list[Record] = []
 
         await self.read_records(topic, decoded, timeout)
         return values
@@ -183,13 +188,15 @@ class StreamRig:
         Without `revisions`, every revision number reads as 0.
         """
         latest: Verdicts = {}
+        applied = 0
 
         def done(values: list[dict[str, Any]]) -> bool:
-            latest.clear()
-            for v in values:
+            nonlocal applied
+            for v in values[applied:]:  # only those read since the last call
                 codes = [e["code"] for e in v["edits"]]
                 revision = v["revision"] if revisions else 0
                 latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, revision)
+            applied = len(values)
             return latest == until and not read_all
 
         await self.read(self.settings.output_topic, done, timeout)
