@@ -110,6 +110,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"processor / raw aiokafka throughput:  {ratios['processor_vs_raw']}",
         f"processor / Faust pass-through:       {ratios['processor_vs_faust']}",
         f"unkeyed / keyed input (processor):    {ratios.get('unkeyed_vs_processor')}",
+        f"replay drain / processor drain:       {ratios.get('replay_vs_processor')} "
+        f"({_rate(report.get('replay'))} lines/s)",
         f"check (offline, one process):         {check['lines_per_s']:,.0f} lines/s",
         f"state per patient-day:                {state['wire_bytes_per_patient_day']} B "
         f"ClaimEntry+DayState wire forms, {state['stored_bytes_per_patient_day']} B as stored "
@@ -122,6 +124,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"{machine['loadavg_after'][0]:.2f} after"
     )
     return "\n".join(lines)
+
+
+def _rate(replay: dict[str, Any] | None) -> str:
+    return "failed" if not replay else f"{replay['lines_per_s']:,.0f}"
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from stream_edits.bench import measure, offline, profiling, report
+from stream_edits.bench import measure, offline, profiling, replay_drain, report
 from stream_edits.bench.workload import generate
 from stream_edits.produce import member_key
 from stream_edits.rules.loader import load_rules
@@ -54,6 +54,8 @@ METHOD = [
     "(d) is (c) fed the same lines without keys: the producer spreads them over the "
     "partitions, and the processor forwards each line not on its member's partition through "
     "its repartition topic (3 of 4 lines with 4 partitions).",
+    "(e) replay: `stream-edits replay` over the same backlog produced to a topic of its own, "
+    "lines/s as it reports them (first read to last decision delivered; start-up excluded).",
     "check: stream_edits.check.final_decisions over the backlog, one pass, in this process.",
     "State: orjson wire bytes of every ClaimEntry and DayState after the engine ran over the "
     "backlog, per distinct (member_id, date_of_service); also as stored (one MemberRecord per "
@@ -250,6 +252,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     workload, check, state = _workload(settings, args, rates)
 
     results, samples = asyncio.run(_measure_all(settings, args, names, workload, out))
+    replay: dict[str, Any] | None = None
+    if "processor" in names:
+        _say(f"(e) replay: the same backlog of {args.lines:,} lines through `stream-edits replay`")
+        try:
+            run_id = f"bench-{uuid.uuid4().hex[:10]}"
+            replay = asyncio.run(replay_drain.measure_replay(settings, workload, run_id))
+        except measure.BenchError as error:
+            _say(f"replay failed: {error}")
 
     raw, faust, processor, unkeyed = (_throughput(results, n) for n in PIPELINES)
     ratios = {
@@ -257,6 +267,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         "processor_vs_faust": report.ratio(processor, faust),
         "faust_vs_raw": report.ratio(faust, raw),
         "unkeyed_vs_processor": report.ratio(unkeyed, processor),
+        "replay_vs_processor": report.ratio(replay["lines_per_s"] if replay else None, processor),
     }
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {
@@ -273,6 +284,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         },
         "machine": machine,
         "pipelines": results,
+        "replay": replay,
         "ratios": ratios,
         "check": {
             "lines": check.lines,

@@ -87,3 +87,14 @@ def test_the_latency_plot_is_a_png(bench_report: Path) -> None:
     png = bench_report / "latency.png"
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     assert png.stat().st_size > 5_000
+
+
+def test_the_replay_drained_the_same_backlog_and_its_ratio_is_reported(
+    report: dict[str, Any],
+) -> None:
+    replay = report["replay"]
+    assert replay["lines_read"] == 1000 and positive(replay["lines_per_s"])
+    rate = report["pipelines"]["processor"]["throughput"]["lines_per_s"]
+    assert report["ratios"]["replay_vs_processor"] == pytest.approx(
+        replay["lines_per_s"] / rate, rel=1e-3
+    )
