@@ -47,7 +47,8 @@ def _decide(
     return list(latest.values())
 
 
-def _read(path: str) -> Iterator[bytes]:
+def read_lines(path: str) -> Iterator[bytes]:
+    """The lines of a file, or of standard input for `-`."""
     if path == "-":
         yield from sys.stdin.buffer
         return
@@ -67,7 +68,7 @@ def run(path: str, rules_dir: Path | None = None, rejects: Path | None = None) -
         return 2
     refused: list[Rejection] = []
     try:
-        decisions = final_decisions(_read(path), rules, refused)
+        decisions = final_decisions(read_lines(path), rules, refused)
     except OSError as error:
         print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)
         return 2

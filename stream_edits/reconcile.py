@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from stream_edits.broker.admin import TopicMissingError, require_topic
+from stream_edits.check import read_lines
 from stream_edits.models import Decision
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
@@ -196,19 +197,11 @@ def is_file(source: str) -> bool:
     return source == "-" or Path(source).exists()
 
 
-def _read_lines(path: str) -> Iterator[bytes]:
-    if path == "-":
-        yield from sys.stdin.buffer
-        return
-    with open(path, "rb") as handle:
-        yield from handle
-
-
 def read_file(path: str) -> Side:
     """The decisions of an NDJSON file (`-`: stdin), in file order; blank lines are skipped."""
     side = Side(path)
     try:
-        for number, raw in enumerate(_read_lines(path), start=1):
+        for number, raw in enumerate(read_lines(path), start=1):
             if raw.strip():
                 side.add(raw, f"line {number}")
     except OSError as error:

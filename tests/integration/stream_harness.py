@@ -69,17 +69,36 @@ class StreamRig:
         """Create the rig's three topics per the contract."""
         await create_topics(self.settings)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        """Start `stream-edits worker` in its own process with its own state dir and web port."""
-        index = len(self.workers)
+    def env(self) -> dict[str, str]:
+        """The environment of this rig's commands: its broker, topics and app id."""
         s = self.settings
-        env = {
+        return {
             **os.environ,
             "STREAM_EDITS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
             "STREAM_EDITS_INPUT_TOPIC": s.input_topic,
             "STREAM_EDITS_OUTPUT_TOPIC": s.output_topic,
             "STREAM_EDITS_DLQ_TOPIC": s.dlq_topic,
             "STREAM_EDITS_APP_ID": s.app_id,
+        }
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run `stream-edits ARGS` against this rig; its exit code and output."""
+        command = [sys.executable, "-m", "stream_edits", *args]
+        return subprocess.run(
+            command,
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start `stream-edits worker` in its own process with its own state dir and web port."""
+        index = len(self.workers)
+        env = {
+            **self.env(),
             "STREAM_EDITS_DATA_DIR": str(self.workdir / f"worker-{index}"),
             "STREAM_EDITS_WEB_PORT": str(free_port()),
             "STREAM_EDITS_SESSION_TIMEOUT_S": "6",

@@ -5,10 +5,7 @@ replay differs exactly where `check --rules` says, and the live worker keeps dec
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,22 +23,6 @@ from tests.integration.stream_harness import REPO, StreamRig, Verdicts, expected
 
 pytestmark = pytest.mark.broker
 DEFAULT_RULES = REPO / "stream_edits" / "rules" / "default"
-
-
-def _cli(rig: StreamRig, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    s = rig.settings
-    env = {
-        **os.environ,
-        "STREAM_EDITS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-        "STREAM_EDITS_INPUT_TOPIC": s.input_topic,
-        "STREAM_EDITS_OUTPUT_TOPIC": s.output_topic,
-        "STREAM_EDITS_DLQ_TOPIC": s.dlq_topic,
-        "STREAM_EDITS_APP_ID": s.app_id,
-    }
-    command = [sys.executable, "-m", "stream_edits", *args]
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def _status_and_edits(verdicts: Verdicts) -> dict[tuple[str, int], tuple[str, list[str]]]:
@@ -105,19 +86,19 @@ async def test_a_full_replay_equals_the_live_output_and_a_what_if_differs_where_
     assert live == expected, rig.logs()
 
     same = f"{rig.settings.output_topic}-replay"
-    done = _cli(rig, "replay", "--output-topic", same, "--json")
+    done = rig.cli("replay", "--output-topic", same, "--json")
     assert done.returncode == 0, done.stderr
     summary = orjson.loads(done.stdout)
     assert summary["lines_read"] == len(lines)
     latest = await _latest(rig, same)
     replayed = {line: (d["status"], [e["code"] for e in d["edits"]]) for line, d in latest.items()}
     assert replayed == _status_and_edits(expected)
-    agree = _cli(rig, "reconcile", rig.settings.output_topic, same)
+    agree = rig.cli("reconcile", rig.settings.output_topic, same)
     assert agree.returncode == 0, agree.stdout + agree.stderr
 
     what_if = f"{rig.settings.output_topic}-what-if"
     rules = _what_if_rules(tmp_path)
-    done = _cli(rig, "replay", "--output-topic", what_if, "--rules", str(rules), "--no-progress")
+    done = rig.cli("replay", "--output-topic", what_if, "--rules", str(rules), "--no-progress")
     assert done.returncode == 0, done.stderr
     under_new_limit = {
         (d.claim_id, d.line_number): (d.status.value, [e.code for e in d.edits])
@@ -127,7 +108,7 @@ async def test_a_full_replay_equals_the_live_output_and_a_what_if_differs_where_
     changed = {k for k, v in under_new_limit.items() if live_answers[k] != v}
     assert changed, "raising 64461's limit should change some decisions"
     report_path = tmp_path / "what-if.json"
-    differ = _cli(rig, "reconcile", rig.settings.output_topic, what_if, "--json", str(report_path))
+    differ = rig.cli("reconcile", rig.settings.output_topic, what_if, "--json", str(report_path))
     assert differ.returncode == 1, differ.stdout + differ.stderr
     report = orjson.loads(report_path.read_bytes())
     assert {tuple(d["line"]) for d in report["differences"]} == changed
@@ -159,7 +140,7 @@ async def test_a_replay_from_a_timestamp_publishes_exactly_the_live_decisions_of
     assert 0 < len(in_window) < len(expected)
 
     out = f"{rig.settings.output_topic}-from-middle"
-    done = _cli(rig, "replay", "--output-topic", out, "--from", middle.isoformat(), "--json")
+    done = rig.cli("replay", "--output-topic", out, "--from", middle.isoformat(), "--json")
     assert done.returncode == 0, done.stderr
     replayed = await _latest(rig, out)
     assert set(replayed) == set(in_window)
@@ -182,7 +163,7 @@ async def test_the_live_worker_keeps_deciding_while_a_replay_runs(rig: StreamRig
     expected = expected_verdicts(history + fresh)
     replayed_topic = f"{rig.settings.output_topic}-during"
     replay = asyncio.create_task(
-        asyncio.to_thread(_cli, rig, "replay", "--output-topic", replayed_topic, "--no-progress")
+        asyncio.to_thread(rig.cli, "replay", "--output-topic", replayed_topic, "--no-progress")
     )
     await asyncio.sleep(1.0)  # the replay process is starting and reading
     await rig.produce(fresh)
@@ -222,10 +203,10 @@ async def test_two_replays_at_once_and_a_replay_of_an_ndjson_archive_agree_with_
     archive.write_bytes(b"\n".join(lines) + b"\n")
     out = rig.settings.output_topic
     runs = await asyncio.gather(
-        asyncio.to_thread(_cli, rig, "replay", "--output-topic", f"{out}-a", "--no-progress"),
-        asyncio.to_thread(_cli, rig, "replay", "--output-topic", f"{out}-b", "--no-progress"),
+        asyncio.to_thread(rig.cli, "replay", "--output-topic", f"{out}-a", "--no-progress"),
+        asyncio.to_thread(rig.cli, "replay", "--output-topic", f"{out}-b", "--no-progress"),
         asyncio.to_thread(
-            _cli, rig, "replay", "--file", str(archive), "--output-topic", f"{out}-f", "--json"
+            rig.cli, "replay", "--file", str(archive), "--output-topic", f"{out}-f", "--json"
         ),
     )
     assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
