@@ -183,9 +183,11 @@ class Processor:
         self._advance_clock(owner, parsed)
         state = self.members.record(parsed.member_id)
         consumed = self._consumed_names[record.topic == self.topics.repartition][record.partition]
-        if record.offset <= state.applied.get(consumed, -1):
-            self.stats.replayed += 1
-            return
+        # At or before the offset this member last applied from this partition: a record
+        # replayed after a crash, or the same offset of a recreated topic. A replay holds
+        # nothing new (its outputs were delivered before its state was stored), so it publishes
+        # nothing; new content at an old offset is applied and published like any line.
+        replayed = record.offset <= state.applied.get(consumed, -1)
         # A member near the state limit is snapshotted first, so a line that would take its
         # record past the limit can be undone and dead-lettered instead of stopping the stream.
         # A smaller one cannot pass the limit with one line (a line adds a bounded size).
@@ -197,9 +199,13 @@ class Processor:
             self.members.restore(parsed.member_id, snapshot).applied[consumed] = record.offset
             limit = self.member_state_max_bytes
             reason = f"the member's stored state would pass {limit} bytes"
-            self.dead_letter(
-                record, Rejection(reason=reason, code=RejectCode.MEMBER_STATE_TOO_LARGE)
-            )
+            if not replayed:
+                self.dead_letter(
+                    record, Rejection(reason=reason, code=RejectCode.MEMBER_STATE_TOO_LARGE)
+                )
+            return
+        if replayed and (result.duplicate or result.rejection is not None):
+            self.stats.replayed += 1
             return
         if result.rejection is not None:
             self.stats.conflicts += 1

@@ -178,3 +178,20 @@ def test_unreadable_origin_headers_leave_the_records_own_position() -> None:
     assert origin_of(
         "r", 1, 2, 3, [(SOURCE_TOPIC, b"\xff"), (SOURCE_PARTITION, b"0"), (SOURCE_OFFSET, b"9")]
     ) == ("r", 1, 2, 3)
+
+
+async def test_new_lines_at_old_offsets_of_a_recreated_topic_are_not_taken_for_replays() -> None:
+    producer, table = FakeProducer(), DictTable()
+    processor = fake_processor(table, producer=producer, partitions=1)
+    old = FakeRecord(500, _raw("C1", "64461", "M1"))
+    await _run(processor, [old], TP("claim-lines", 0))
+    # claim-lines was deleted and created again: its offsets start from 0 once more.
+    new = FakeRecord(3, _raw("C2", "64462", "M1"))
+    await _run(processor, [new], TP("claim-lines", 0))
+    decided = [
+        orjson.loads(v or b"")["claim_id"] for t, _, v in producer.sent if t == "claim-edits"
+    ]
+    assert decided == ["C1", "C2"] and processor.stats.replayed == 0
+    # The same record replayed after a crash is still recognised: nothing is sent again.
+    await _run(processor, [new], TP("claim-lines", 0))
+    assert processor.stats.replayed == 1 and len(_sent(producer, "claim-edits")) == 2
