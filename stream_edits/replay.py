@@ -66,10 +66,14 @@ class Plan:
     publish_from: dict[int, int]
     until: dict[int, int]
 
+    def to_read(self, partition: int) -> int:
+        """Records to read from `partition`."""
+        return max(0, self.until[partition] - self.read_from[partition])
+
     @property
     def total(self) -> int:
         """Records to read."""
-        return sum(max(0, self.until[p] - self.read_from[p]) for p in self.until)
+        return sum(self.to_read(p) for p in self.until)
 
 
 @dataclass(slots=True)
@@ -251,7 +255,7 @@ class Replay:
         return Processor(
             self.rules,
             self.table,
-            Topics(s.input_topic, "", s.output_topic, s.dlq_topic, f"replay-{self.state_dir.name}"),
+            Topics("", s.output_topic, s.dlq_topic, f"replay-{self.state_dir.name}"),
             producer,
             partitions,
             s.horizon_days,
@@ -301,7 +305,7 @@ class Replay:
             self.table.close()
 
     async def _drain(self, consumer: AIOKafkaConsumer, processor: Processor, bounds: Plan) -> int:
-        left = {p: end for p, end in bounds.until.items() if end > bounds.read_from[p]}
+        left = {p: end for p, end in bounds.until.items() if bounds.to_read(p)}
         read = 0
         with _progress(self.show_progress, bounds) as bars:
             while left:
@@ -377,8 +381,7 @@ class _Bars:
         self.tasks: dict[int, TaskID] = {}
         if progress is not None:
             for p in sorted(bounds.until):
-                total = max(0, bounds.until[p] - bounds.read_from[p])
-                self.tasks[p] = progress.add_task(f"partition {p}", total=total)
+                self.tasks[p] = progress.add_task(f"partition {p}", total=bounds.to_read(p))
 
     def advance(self, partition: int, count: int) -> None:
         if self.progress is not None and partition in self.tasks:
@@ -443,6 +446,8 @@ def _run(settings: Settings, args: Any) -> int:
         settings = settings.model_copy(update={"input_topic": args.source})
     start = parse_start(args.start)
     until = "end" if args.until == "end" else parse_time(args.until, "--until")
+    if args.file and (start != "earliest" or until != "end"):
+        raise ReplayError("--from and --until apply to topics; an archive is read whole")
     state_dir = default_home() / "replay" / f"{args.output_topic}-{uuid.uuid4().hex[:8]}"
     replay = Replay(
         settings,
@@ -453,8 +458,6 @@ def _run(settings: Settings, args: Any) -> int:
     )
     try:
         if args.file:
-            if start != "earliest" or until != "end":
-                raise ReplayError("--from and --until apply to topics; an archive is read whole")
             summary = asyncio.run(replay.from_files([Path(f) for f in args.file]))
         else:
             summary = asyncio.run(replay.from_topic(start, until))

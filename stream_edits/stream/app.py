@@ -96,7 +96,6 @@ def create_app(settings: Settings) -> faust.App:
         rules,
         FaustMemberTable(members),
         Topics(
-            input=settings.input_topic,
             repartition=settings.repartition_topic,
             output=settings.output_topic,
             dlq=settings.dlq_topic,

@@ -93,11 +93,6 @@ class Checkpoints:
         """Bring every batch in flight to its end; the input offsets now committable."""
         return await self._advance(wait_for_all=True)
 
-    @property
-    def in_flight(self) -> int:
-        """Batches not yet committable."""
-        return len(self._delivering) + len(self._persisting)
-
     async def _send(self, messages: Sequence[Message]) -> Sent:
         # The producer is the transaction manager under exactly_once: sends stay transactional.
         return await send(await self.producer(), messages)

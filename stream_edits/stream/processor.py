@@ -42,7 +42,6 @@ SWEEP_EVERY_DAYS = 7
 class Topics:
     """The names the processor reads and writes."""
 
-    input: str
     repartition: str
     output: str
     dlq: str
@@ -109,7 +108,6 @@ class Processor:
         self.owner = owner_function(partitions)
         self.members = MemberCache(members, self.owner, member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
-        self.producer = producer
         self.topics = topics
         self.checkpoints = Checkpoints(producer, self.members)
         # Messages of the batch in the making: sent together at its end, straight to the
@@ -117,7 +115,6 @@ class Processor:
         # a Faust send, and its buffer's flush does not wait for everything).
         self._outbox: list[Message] = []
         self._decided_at = ""  # when the batch in the making started: its decisions' time
-        self.partitions = partitions
         self.horizon_days = horizon_days
         self.member_state_max_bytes = member_state_max_bytes
         self.forward = forward
@@ -233,16 +230,15 @@ class Processor:
         if self._muted:
             return
         by_status, by_edit = self.stats.decisions_by_status, self.stats.decisions_by_edit
-        for decision in decisions:
-            by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
-            for edit in decision.edits:
-                by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
         if record.headers:  # forwarded: name the original record
             origin = self._origin(record)
             source = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
         else:
             source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         for decision in decisions:
+            by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
+            for edit in decision.edits:
+                by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
             value = decision.to_wire()
             value["provider_npi"] = decision.provider_npi
             value["decided_at"] = self._decided_at
@@ -254,12 +250,10 @@ class Processor:
         self.stats.decisions += len(decisions)
 
     def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
-        """Dead-letter a refused record with the batch in the making."""
-        if not self._muted:
-            self._outbox.append(self._dead_letter(record, rejection))
-
-    def _dead_letter(self, record: InputRecord, rejection: Rejection) -> Message:
-        """The dead-letter message for a refused record (counted and logged, without values)."""
+        """Dead-letter a refused record with the batch in the making (counted and logged,
+        without values)."""
+        if self._muted:
+            return
         origin = self._origin(record)
         source = SourceOffset(topic=origin.topic, partition=origin.partition, offset=origin.offset)
         self.stats.dead_letters += 1
@@ -273,7 +267,7 @@ class Processor:
             rejection.code.value,
             ", ".join(e.field for e in rejection.errors) or "-",
         )
-        return dead_letter_message(
+        message = dead_letter_message(
             self.topics.dlq,
             record.key,
             record.value,
@@ -282,6 +276,7 @@ class Processor:
             rejection,
             self.topics.app_id,
         )
+        self._outbox.append(message)
 
     # -- expiry by stream time ------------------------------------------------------------------
 

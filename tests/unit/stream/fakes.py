@@ -27,7 +27,6 @@ class FakeRecord:
 
 
 TOPICS = Topics(
-    input="claim-lines",
     repartition="app-claim-lines-repartition",
     output="claim-edits",
     dlq="claim-lines-dlq",
