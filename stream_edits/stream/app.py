@@ -76,6 +76,13 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_request_size=settings.producer_max_request_bytes,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Faust's own views: /table/ answers with a member's whole state (PHI) to anyone, and
+        # /router/, /graph/ and the sensor stats are not for operators; the project serves its
+        # own (stream_edits/web/).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         autodiscover=False,
     )
     install_state_healing(app, settings)
@@ -168,6 +175,10 @@ def create_app(settings: Settings) -> faust.App:
 
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
+
+    # -- web views (stream_edits/web/) --
+    # dashboard: add_dashboard(app, ...) goes here
+    # look-ups: add_lookups(app, ...) goes here
 
     quiet_outages(app, settings)  # a broker outage logs a few lines a minute, not 75 a second
     return app
