@@ -10,16 +10,21 @@ from typing import Any, cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
-from faust.web import Request, Response, View
+from faust.types import TP
 
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
+from stream_edits.stream.broker_watch import BrokerWatch
 from stream_edits.stream.cache import FaustMemberTable
 from stream_edits.stream.inbox import Inbox
 from stream_edits.stream.outage_log import quiet_outages
 from stream_edits.stream.processor import Processor, Topics
 from stream_edits.stream.state_healing import install_state_healing
+from stream_edits.stream.telemetry import Telemetry
 from stream_edits.stream.transport import BatchingConsumer, use_inbox
+from stream_edits.web.health import add_health
+from stream_edits.web.metrics import add_metrics
+from stream_edits.web.stats import add_stats
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
     # One record per member (its claim entries and patient-days, orjson bytes): a batch's
     # writes for a member are one changelog message, never half applied.
     members = app.Table("members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    telemetry = Telemetry(lambda: processor.stats, rules.version)
     processor = Processor(
         rules,
         FaustMemberTable(members),
@@ -113,6 +119,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.horizon_days,
         settings.member_state_max_bytes,
         settings.member_cache,
+        observer=telemetry,
     )
 
     # Both topics' records reach the decide task a fetch at a time, not through Faust's
@@ -155,28 +162,24 @@ def create_app(settings: Settings) -> faust.App:
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
 
-    @app.page("/stats/")
-    class StatsView(View):
-        """Counters of the processor: counts and stream times only, no claim content."""
-
-        async def get(self, request: Request) -> Response:
-            return self.json(
-                {
-                    "app_id": settings.app_id,
-                    "rules_version": rules.version,
-                    "processing_guarantee": settings.processing_guarantee,
-                    **processor.stats.as_dict(),
-                }
-            )
-
-    @app.page("/health/")
-    class HealthView(View):
-        """Liveness: answers while the worker's event loop runs."""
-
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
-
     # -- web views (stream_edits/web/) --
+    def assigned() -> set[TP]:
+        """The consumed partitions this worker holds."""
+        try:
+            return {tp for tp in app.consumer.assignment() if tp.topic in inbox.topics}
+        except AttributeError:  # before the consumer exists
+            return set()
+
+    watch = BrokerWatch(settings, telemetry, assigned)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def watch_broker() -> None:
+        telemetry.count_start(settings.data_dir / "worker-starts")
+        await watch.run()
+
+    add_metrics(app, telemetry)
+    readiness = add_health(app, watch, assigned)
+    add_stats(app, settings, rules.version, lambda: processor.stats, telemetry, readiness)
     # dashboard: add_dashboard(app, ...) goes here
     # look-ups: add_lookups(app, ...) goes here
 

@@ -17,6 +17,7 @@ before by one step; `settle` finishes them all), and the order holds per batch.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,26 @@ class StateNotDelivered(CheckpointError):
     """Step 2 failed: a member record did not reach the changelog (the local store is untouched)."""
 
 
+class CheckpointObserver(Protocol):
+    """Told when a batch's outputs are delivered and when its offsets become committable."""
+
+    def delivered(self, record_timestamps_ms: Sequence[int]) -> None:
+        """The decisions of records with these timestamps were delivered just now."""
+
+    def checkpointed(self, seconds: float) -> None:
+        """A batch's offsets became committable `seconds` after its outputs were sent."""
+
+
+class NoObserver:
+    """A `CheckpointObserver` that ignores everything (replays, tests)."""
+
+    def delivered(self, record_timestamps_ms: Sequence[int]) -> None:
+        """Nothing to record."""
+
+    def checkpointed(self, seconds: float) -> None:
+        """Nothing to record."""
+
+
 class StateStore(Protocol):
     """Where delivered member records go: the local store, with the changelog offsets reached."""
 
@@ -59,6 +80,8 @@ class _Checkpoint:
     sent: Sent
     writes: list[MemberWrite]
     next_offsets: dict[TP, int]
+    timestamps: Sequence[int]  # of the input records whose decisions the batch sent
+    began: float  # time.monotonic() when its outputs were sent
 
 
 class Checkpoints:
@@ -68,9 +91,11 @@ class Checkpoints:
         self,
         producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
         state: StateStore,
+        observer: CheckpointObserver | None = None,
     ) -> None:
         self.producer = producer
         self.state = state
+        self.observer = observer or NoObserver()
         self._delivering: deque[_Checkpoint] = deque()  # outputs sent (at most one batch)
         self._persisting: deque[_Checkpoint] = deque()  # state sent (at most one batch)
 
@@ -79,12 +104,16 @@ class Checkpoints:
         outputs: Sequence[Message],
         writes: list[MemberWrite],
         next_offsets: Mapping[TP, int],
+        timestamps: Sequence[int] = (),
     ) -> dict[TP, int]:
         """Send a processed batch's outputs; move the batches before it one step along.
 
-        Returns the input offsets that became committable.
+        `timestamps` are those of the input records whose decisions are among the outputs (for
+        the latency the observer measures). Returns the input offsets that became committable.
         """
-        checkpoint = _Checkpoint(await self._send(outputs), writes, dict(next_offsets))
+        began = time.monotonic()
+        sent = await self._send(outputs)
+        checkpoint = _Checkpoint(sent, writes, dict(next_offsets), timestamps, began)
         committable = await self._advance(wait_for_all=False)
         self._delivering.append(checkpoint)
         return committable
@@ -106,9 +135,12 @@ class Checkpoints:
                 offsets = {partition: last for (_, partition), last in delivered.items()}
                 self.state.store(done.writes, offsets)
                 committable.update(done.next_offsets)
+                self.observer.checkpointed(time.monotonic() - done.began)
             if self._delivering:
                 checkpoint = self._delivering.popleft()
                 await _wait(checkpoint.sent, OutputsNotDelivered)
+                if checkpoint.timestamps:
+                    self.observer.delivered(checkpoint.timestamps)
                 changelog = self.state.changelog_topic
                 messages: list[Message] = (
                     []

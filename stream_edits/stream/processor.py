@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -25,7 +25,7 @@ from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, RejectCode, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
 from stream_edits.stream.cache import MemberCache, MemberTable
-from stream_edits.stream.checkpoint import Checkpoints
+from stream_edits.stream.checkpoint import CheckpointObserver, Checkpoints, NoObserver
 from stream_edits.stream.dead_letters import dead_letter_message
 from stream_edits.stream.delivery import Message
 from stream_edits.stream.expiry import ExpiryIndex
@@ -36,6 +36,18 @@ from stream_edits.topics import line_key
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_DAYS = 7
+
+
+class BatchObserver(CheckpointObserver, Protocol):
+    """Measures batches (telemetry.Telemetry in the worker)."""
+
+    def batch(self, records: int, decisions: int, dead_letters: int) -> None:
+        """A batch of `records` was processed, publishing these many decisions and dead letters."""
+
+
+class _NoBatchObserver(NoObserver):
+    def batch(self, records: int, decisions: int, dead_letters: int) -> None:
+        """Nothing to record."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class Stats:
     forwarded: int = 0
     replayed: int = 0
     decisions: int = 0
+    revisions: int = 0  # decisions of lines other than the one just read: a later line changed them
     dead_letters: int = 0
     conflicts: int = 0
     redeliveries: int = 0
@@ -73,6 +86,7 @@ class Stats:
             "forwarded": self.forwarded,
             "replayed": self.replayed,
             "decisions": self.decisions,
+            "revisions": self.revisions,
             "decisions_by_status": dict(sorted(self.decisions_by_status.items())),
             "decisions_by_edit": dict(sorted(self.decisions_by_edit.items())),
             "dead_letters": self.dead_letters,
@@ -100,21 +114,24 @@ class Processor:
         member_cache: int = 0,
         forward: bool = True,
         publish_from: Mapping[int, int] | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         """`forward` False applies every line where it is read (a replay, which owns every
         partition's state); `publish_from` (partition → offset) decides records before those
         offsets without publishing what they cause (a replay rebuilding state before its
-        window)."""
+        window). `observer` measures batches, deliveries and checkpoints."""
         self.owner = owner_function(partitions)
         self.members = MemberCache(members, self.owner, member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
         self.topics = topics
-        self.checkpoints = Checkpoints(producer, self.members)
+        self.observer: BatchObserver = observer or _NoBatchObserver()
+        self.checkpoints = Checkpoints(producer, self.members, self.observer)
         # Messages of the batch in the making: sent together at its end, straight to the
         # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
         # a Faust send, and its buffer's flush does not wait for everything).
         self._outbox: list[Message] = []
         self._decided_at = ""  # when the batch in the making started: its decisions' time
+        self._timestamps: list[int] = []  # of the batch's records that published decisions
         self.horizon_days = horizon_days
         self.member_state_max_bytes = member_state_max_bytes
         self.forward = forward
@@ -139,6 +156,7 @@ class Processor:
         offsets that became safe to commit (see `checkpoint` for the order behind it).
         """
         self._decided_at = datetime.now(UTC).isoformat()
+        decisions, dead_letters = self.stats.decisions, self.stats.dead_letters
         # The objects a batch makes hold no reference cycles; reference counting frees them.
         # Without the collector's passes over them, the batch costs about a quarter less CPU.
         with gc_paused():
@@ -158,8 +176,12 @@ class Processor:
             if write.value is not None:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)
         outbox, self._outbox = self._outbox, []
+        timestamps, self._timestamps = self._timestamps, []
         self.stats.batches += 1
-        return await self.checkpoints.begin(outbox, writes, next_offsets)
+        self.observer.batch(
+            len(records), self.stats.decisions - decisions, self.stats.dead_letters - dead_letters
+        )
+        return await self.checkpoints.begin(outbox, writes, next_offsets, timestamps)
 
     async def settle(self) -> dict[TP, int]:
         """Bring every batch in flight to its end; the input offsets now safe to commit."""
@@ -210,7 +232,7 @@ class Processor:
             return
         if result.duplicate:
             self.stats.redeliveries += 1
-        self._publish(record, result.decisions, owner)
+        self._publish(record, parsed, result.decisions, owner)
 
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
@@ -226,16 +248,28 @@ class Processor:
             record.topic, record.partition, record.offset, record.timestamp, record.headers
         )
 
-    def _publish(self, record: InputRecord, decisions: list[LineDecision], owner: int) -> None:
+    def _publish(
+        self,
+        record: InputRecord,
+        line: ClaimLineEvent,
+        decisions: list[LineDecision],
+        owner: int,
+    ) -> None:
         if self._muted:
             return
         by_status, by_edit = self.stats.decisions_by_status, self.stats.decisions_by_edit
         if record.headers:  # forwarded: name the original record
             origin = self._origin(record)
             source = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+            timestamp = origin.timestamp
         else:
             source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            timestamp = record.timestamp
+        if decisions and timestamp is not None:
+            self._timestamps.append(timestamp)
         for decision in decisions:
+            if decision.line_number != line.line_number or decision.claim_id != line.claim_id:
+                self.stats.revisions += 1
             by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
             for edit in decision.edits:
                 by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
