@@ -65,12 +65,10 @@ class BrokerWatch:
             await asyncio.wait_for(self._probe(), PROBE_TIMEOUT_S)
             reachable = True
         except Exception as error:  # noqa: BLE001 - any failure means "did not answer"
-            if self.reachable:
-                log.warning("broker probe failed: %s", type(error).__name__)
+            # The outage itself is logged once by outage_log; the probe stays quiet.
+            log.debug("broker probe failed: %s", type(error).__name__)
             reachable = False
             await self.close()  # reconnect from the bootstrap servers next time
-        if reachable and not self.reachable and self.probes:
-            log.info("broker probe answered again")
         self.reachable = reachable
         self.probes += 1
         self.telemetry.broker_reachable.set(1 if reachable else 0)

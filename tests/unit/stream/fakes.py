@@ -10,7 +10,8 @@ from typing import Any
 from faust.types.tuples import TP, RecordMetadata
 
 from stream_edits.rules.loader import load_rules
-from stream_edits.stream.processor import Processor, Topics
+from stream_edits.stream.cache import is_member_key
+from stream_edits.stream.processor import BatchObserver, Processor, Topics
 
 
 @dataclass
@@ -87,7 +88,7 @@ class DictTable:
         return self.data.get(key)
 
     def stored_keys(self) -> Iterator[bytes]:
-        return iter(self.data)
+        return (key for key in self.data if is_member_key(key))
 
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         if value is None:
@@ -105,6 +106,7 @@ def fake_processor(
     producer: FakeProducer | None = None,
     partitions: int = 1,
     member_state_max_bytes: int = 1 << 20,
+    observer: BatchObserver | None = None,
 ) -> Processor:
     """A processor with fakes for the table and producer (one partition unless told)."""
     producer = producer or FakeProducer()
@@ -120,4 +122,5 @@ def fake_processor(
         partitions,
         horizon_days,
         member_state_max_bytes,
+        observer=observer,
     )
