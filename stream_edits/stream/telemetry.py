@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from stream_edits.stream.processor import Stats
@@ -173,6 +174,35 @@ class StatsCollector(Collector):
             yield family
 
 
+class BulkHistogram(Collector):
+    """A Prometheus histogram observed a batch at a time (prometheus_client's `Histogram` takes
+    a lock and walks its buckets on every `observe`: ~6% of a line's cost at one per line)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = list(buckets)
+        self._counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound
+        self._sum = 0.0
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        """Count every value."""
+        counts, bounds, total = self._counts, self.bounds, 0.0
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        self._sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], self._counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self._sum
+        )
+
+
 class Telemetry:
     """Everything `/metrics` and `/stats/` report beyond the counters, on one registry."""
 
@@ -183,12 +213,12 @@ class Telemetry:
         r = self.registry
         ProcessCollector(registry=r)  # process_start_time_seconds shows restarts
         r.register(StatsCollector(stats))
-        self.latency = Histogram(
+        self.latency = BulkHistogram(
             f"{NAMESPACE}_processing_latency_seconds",
             "From an input record's timestamp to its decisions being delivered",
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
+            LATENCY_BUCKETS_S,
         )
+        r.register(self.latency)
         self.batch_size = Histogram(
             f"{NAMESPACE}_batch_size_records",
             "Records per processed batch",
@@ -255,8 +285,7 @@ class Telemetry:
         """Decisions of records with these timestamps were delivered just now."""
         now_ms = time.time() * 1000
         latencies = [max(0.0, now_ms - ts) for ts in record_timestamps_ms]
-        for latency in latencies:
-            self.latency.observe(latency / 1000)
+        self.latency.observe_many([latency / 1000 for latency in latencies])
         self.timeline.latencies(latencies)
 
     def checkpointed(self, seconds: float) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from faust.types import TP
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_edits.stream.processor import Stats
 from stream_edits.stream.telemetry import (
     BUCKET_S,
+    LATENCY_BUCKETS_S,
     SAMPLES_PER_BUCKET,
     TIMELINE_BUCKETS,
+    BulkHistogram,
     PartitionLag,
     Telemetry,
     Timeline,
@@ -154,3 +157,28 @@ def test_starts_are_counted_across_processes(tmp_path: Path) -> None:
     telemetry = Telemetry(Stats, "v")
     telemetry.count_start(path)
     assert telemetry.start_count == 1
+
+
+def test_the_bulk_histogram_counts_as_prometheus_client_does() -> None:
+    """Same buckets (a value on a bound counts in it), sum and count as `Histogram`."""
+    values = [0.0, 0.005, 0.0051, 0.1, 0.3, 2.5, 299.0, 300.0, 301.0, 1e6]
+    reference_registry = CollectorRegistry()
+    reference = Histogram("h", "h", buckets=LATENCY_BUCKETS_S, registry=reference_registry)
+    for value in values:
+        reference.observe(value)
+    bulk = BulkHistogram("h", "h", LATENCY_BUCKETS_S)
+    bulk_registry = CollectorRegistry()
+    bulk_registry.register(bulk)
+    bulk.observe_many(values[:4])
+    bulk.observe_many(values[4:])
+
+    def parsed(registry: CollectorRegistry) -> dict[str, float]:
+        text = generate_latest(registry).decode()
+        return {
+            f"{s.name}{s.labels}": s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert parsed(bulk_registry) == pytest.approx(parsed(reference_registry))
