@@ -12,6 +12,7 @@ import faust
 from aiokafka.helpers import create_ssl_context
 from faust.types import TP
 
+from stream_edits.log_safety import exception_summary
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream.broker_watch import BrokerWatch
@@ -148,7 +149,7 @@ def create_app(settings: Settings) -> faust.App:
                 if len(batch.records) < PIPELINE_MIN_RECORDS:  # not a backlog: finish it now
                     consumer.processed(await processor.settle())
         except Exception as error:  # nothing committed past a failure: crash, restart, replay
-            log.exception("decide_lines failed")
+            log.error("decide_lines failed: %s", exception_summary(error))
             inbox.done()
             await app.crash(error)
 

@@ -22,6 +22,7 @@ from stream_edits.decide_line import decide_line
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.gc_pause import gc_paused
 from stream_edits.intake import decode_claim_line
+from stream_edits.log_safety import exception_summary
 from stream_edits.models import ClaimLineEvent, RejectCode, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
 from stream_edits.stream.cache import MemberCache, MemberTable
@@ -164,8 +165,12 @@ class Processor:
                 try:
                     self._process(record)
                 except Exception as error:  # a bug must not stop every member's stream
-                    log.exception(
-                        "internal error on %s[%d]@%d", record.topic, record.partition, record.offset
+                    log.error(
+                        "internal error on %s[%d]@%d: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        exception_summary(error),
                     )
                     reason = f"internal error: {type(error).__name__}"
                     self.dead_letter(
