@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from stream_edits.broker import local
+from stream_edits.settings import Settings
 from tests.integration.stream_harness import StreamRig
 
 
@@ -17,3 +20,29 @@ async def rig(bootstrap_servers: str, unique_name: str, tmp_path: Path) -> Async
     await deployment.create_topics()
     yield deployment
     deployment.stop_all()
+
+
+def two_free_ports() -> tuple[int, int]:
+    """Two distinct TCP ports nobody listens on right now."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Settings]:
+    """A broker only this test uses; stopped afterwards, whatever happened."""
+    port, controller_port = two_free_ports()
+    settings = Settings(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        kafka_port=port,
+        kafka_controller_port=controller_port,
+        kafka_data_dir=tmp_path / "kafka",
+        kafka_heap="-Xms256m -Xmx512m",
+    )
+    assert local.start(settings, fresh=True) == 0
+    try:
+        yield settings
+    finally:
+        local.stop(settings)

@@ -53,6 +53,7 @@ class StreamRig:
     bootstrap_servers: str
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web_ports: dict[int, int] = field(default_factory=dict)  # worker pid -> its web port
 
     @property
     def settings(self) -> Settings:
@@ -94,7 +95,7 @@ class StreamRig:
             check=False,
         )
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, loglevel: str = "info") -> subprocess.Popen[bytes]:
         """Start `stream-edits worker` in its own process with its own state dir and web port."""
         index = len(self.workers)
         env = {
@@ -106,7 +107,7 @@ class StreamRig:
         }
         log = open(self.workdir / f"worker-{index}.log", "ab")  # noqa: SIM115 - closed by the OS
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "stream_edits", "worker", "--loglevel", loglevel],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -114,6 +115,7 @@ class StreamRig:
             start_new_session=True,
         )
         self.workers.append(proc)
+        self.web_ports[proc.pid] = int(env["STREAM_EDITS_WEB_PORT"])
         return proc
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:

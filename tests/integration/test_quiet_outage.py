@@ -8,15 +8,12 @@ stops it for OUTAGE_S under a `stream-edits worker` and starts it again.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 
 from stream_edits.broker import local
 from stream_edits.settings import Settings
@@ -26,32 +23,6 @@ from tests.integration.stream_harness import StreamRig, expected_verdicts, free_
 OUTAGE_S = 30.0
 MAX_OUTAGE_LINES = 5
 READINESS_WITHIN_S = 20.0  # readiness follows the broker within this, both ways
-
-
-def two_free_ports() -> tuple[int, int]:
-    """Two distinct TCP ports nobody listens on right now."""
-    with socket.socket() as first, socket.socket() as second:
-        first.bind(("127.0.0.1", 0))
-        second.bind(("127.0.0.1", 0))
-        return int(first.getsockname()[1]), int(second.getsockname()[1])
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Settings]:
-    """A broker only this test uses; stopped afterwards, whatever happened."""
-    port, controller_port = two_free_ports()
-    settings = Settings(
-        bootstrap_servers=f"127.0.0.1:{port}",
-        kafka_port=port,
-        kafka_controller_port=controller_port,
-        kafka_data_dir=tmp_path / "kafka",
-        kafka_heap="-Xms256m -Xmx512m",
-    )
-    assert local.start(settings, fresh=True) == 0
-    try:
-        yield settings
-    finally:
-        local.stop(settings)
 
 
 def claim_line(claim_id: str, member_id: str) -> bytes:
