@@ -5,8 +5,21 @@ record's topic, partition and offset, logged beside them, find its input."""
 
 from __future__ import annotations
 
+import logging
 import traceback
 from pathlib import Path
+
+# Loggers that format every message they handle at DEBUG, values included (aiokafka logs whole
+# fetch responses, record bytes and all; ~10% of the time per event): they are held at WARNING
+# whatever the worker's own level.
+CHATTY_LOGGERS = ("aiokafka", "faust.topics", "faust.transport", "faust.tables", "mode")
+
+
+def hold_chatty_loggers() -> None:
+    """Hold CHATTY_LOGGERS at WARNING or above."""
+    for name in CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
 
 
 def exception_summary(error: BaseException) -> str:

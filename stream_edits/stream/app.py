@@ -12,7 +12,7 @@ import faust
 from aiokafka.helpers import create_ssl_context
 from faust.types import TP
 
-from stream_edits.log_safety import exception_summary
+from stream_edits.log_safety import exception_summary, hold_chatty_loggers
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream.broker_watch import BrokerWatch
@@ -34,11 +34,6 @@ log = logging.getLogger(__name__)
 # Overlap pays when processing a batch takes long against a delivery round trip; small batches
 # gain nothing from it (and measured a worse p99 at 5,000 lines/s).
 PIPELINE_MIN_RECORDS = 500
-
-# Loggers that format every message they handle at DEBUG, values included (PHI, and ~10% of the
-# time per event): they are held at WARNING whatever the worker's own level.
-CHATTY_LOGGERS = ("aiokafka", "faust.topics", "faust.transport", "faust.tables", "mode")
-
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for SASL and/or TLS, from settings."""
@@ -62,6 +57,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 def create_app(settings: Settings) -> faust.App:
     """Build the stream processor. Rules are loaded (and validated) here, before any consuming."""
     rules = load_rules(settings.rules_dir)
+    hold_chatty_loggers()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
@@ -159,9 +155,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_chatty_loggers() -> None:
-        for name in CHATTY_LOGGERS:
-            logger = logging.getLogger(name)
-            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        hold_chatty_loggers()  # again: the worker's logging set-up ran after create_app
 
     # -- web views (stream_edits/web/) --
     def assigned() -> set[TP]:

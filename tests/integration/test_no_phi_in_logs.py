@@ -71,11 +71,11 @@ async def test_a_worker_at_debug_logs_no_member_claim_npi_or_record_content(
     before = [*GOOD, *BAD, conflict, pass_through, raw]
     after = [orjson.dumps({**first, "claim_id": "C-AFTER-OUTAGE-3"})]
     await rig.create_topics()
+    await rig.produce(before)  # waiting before the worker starts: its first fetches hold them
     rig.start_worker(loglevel="debug")
     session = aiohttp.ClientSession()
     try:
         await wait_ready(session, base, 60)
-        await rig.produce(before)
         expected = expected_verdicts([*GOOD, pass_through])
         assert await rig.verdicts(expected, timeout=60) == expected
 
