@@ -47,6 +47,7 @@ from rocksdict import Rdict
 from stream_edits.broker.admin import TopicsError, create_topics, require_topic
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.settings import Settings, default_home
+from stream_edits.stream.cache import is_member_key
 from stream_edits.stream.processor import Processor, Topics
 from stream_edits.topics import kafka_client_kwargs
 
@@ -104,7 +105,11 @@ class LocalMemberTable:
         return value
 
     def stored_keys(self) -> Iterator[bytes]:
-        keys: Iterator[bytes] = (cast(bytes, key) for key in self.db.keys())  # noqa: SIM118
+        keys: Iterator[bytes] = (
+            cast(bytes, key)
+            for key in self.db.keys()  # noqa: SIM118
+            if is_member_key(cast(bytes, key))  # not a claim index key
+        )
         return keys
 
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HEADER_ROOM_BYTES = 64 * 1024
@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: default_home() / "worker")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # The URL other workers reach this one's web server at (Faust's canonical_url, advertised in
+    # the group's assignment for routing look-ups); default http://{web_host}:{web_port}. Set it
+    # when web_host is 0.0.0.0 or not the name other workers resolve.
+    web_url: str | None = None
+    # The bearer token of the look-ups (/members/..., /lines/...: protected health information).
+    # Unset, they answer 403 (disabled). At least 16 characters (checked by the worker at start,
+    # stream_edits/web/auth.py, so no error message ever shows it); never logged.
+    web_token: SecretStr | None = None
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     horizon_days: int = Field(default=400, ge=1)
     # The decide task takes whatever input has queued up, at most batch_max events at a time.

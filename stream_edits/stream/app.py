@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka.helpers import create_ssl_context
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from stream_edits.log_safety import exception_summary, hold_chatty_loggers
@@ -23,7 +24,9 @@ from stream_edits.stream.processor import Processor, Topics
 from stream_edits.stream.state_healing import install_state_healing
 from stream_edits.stream.telemetry import Telemetry
 from stream_edits.stream.transport import BatchingConsumer, use_inbox
+from stream_edits.web.dashboard import add_dashboard
 from stream_edits.web.health import add_health
+from stream_edits.web.lookups import add_lookups
 from stream_edits.web.metrics import add_metrics
 from stream_edits.web.stats import add_stats
 
@@ -162,7 +165,7 @@ def create_app(settings: Settings) -> faust.App:
         """The consumed partitions this worker holds."""
         try:
             return {tp for tp in app.consumer.assignment() if tp.topic in inbox.topics}
-        except AttributeError:  # before the consumer exists
+        except ConsumerNotStarted:
             return set()
 
     watch = BrokerWatch(settings, telemetry, assigned)
@@ -175,8 +178,8 @@ def create_app(settings: Settings) -> faust.App:
     add_metrics(app, telemetry)
     readiness = add_health(app, watch, assigned)
     add_stats(app, settings, rules.version, lambda: processor.stats, telemetry, readiness)
-    # dashboard: add_dashboard(app, ...) goes here
-    # look-ups: add_lookups(app, ...) goes here
+    add_dashboard(app)  # the operator page at /, polling /stats/
+    add_lookups(app, settings, rules, members)  # PHI look-ups, guarded by STREAM_EDITS_WEB_TOKEN
 
     quiet_outages(app, settings)  # a broker outage logs a few lines a minute, not 75 a second
     return app

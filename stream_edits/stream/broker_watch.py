@@ -76,7 +76,8 @@ class BrokerWatch:
     async def _probe(self) -> None:
         admin, reader = await self._clients()
         await admin.describe_cluster()  # a request the broker must answer
-        tps = sorted(self.assigned())
+        # aiokafka wants its own TopicPartition (a Faust TP is another named tuple).
+        tps = sorted(TopicPartition(tp.topic, tp.partition) for tp in self.assigned())
         if not tps:
             self.telemetry.lags([])
             return

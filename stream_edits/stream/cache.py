@@ -7,6 +7,21 @@ batch first needs it, its parts only when the engine asks for them, and written 
 batch: `writes` encodes the changed records, the processor delivers them to the table's
 changelog, and `store` then writes them to the local store and records the changelog offsets as
 persisted.
+
+Claim index. Beside its member records the table holds one key per (claim id, member), value
+empty: `claim_index_key` = 0xFF "c" claim_id 0xFF member_id. It lets a look-up by claim id
+(stream_edits/web/lookups.py) find the member without the member id, which is the partition key.
+The byte 0xFF never occurs in UTF-8, so no member id (a member key is its UTF-8) and no claim id
+can be mistaken for part of one; `is_member_key` tells them apart, and everything that reads the
+table's keys as member ids skips index keys. An index key is written in the member's partition,
+in the same batch's changelog messages as the member's record (right after it, so normally in
+the same record batch) and through the same delivery path, so recovery restores it with the
+table:
+- a claim put in a batch whose index key is neither in the local store nor on its way there gets
+  it written (first sight, and self-healing: a claim whose index key was lost, e.g. a batch whose
+  record reached the changelog but whose index key did not, gets it the next time it is put);
+- a claim entry dropped by expiry (`MemberRecord.expire`) gets its index key deleted.
+A claim entry stored before the index existed is indexed when one of its lines next arrives.
 """
 
 from __future__ import annotations
@@ -36,7 +51,7 @@ class MemberTable(Protocol):
         """The stored record, or None."""
 
     def stored_keys(self) -> Iterator[bytes]:
-        """Every member key in the partitions this worker owns."""
+        """Every member key in the partitions this worker owns (claim index keys skipped)."""
 
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Write (or with None delete) a record in the local store."""
@@ -66,7 +81,20 @@ class FaustMemberTable:
         return value
 
     def stored_keys(self) -> Iterator[bytes]:
-        return iter(self.table.data)
+        return (key for key in self.table.data if is_member_key(key))
+
+    def keys_with_prefix(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        """The keys starting with `prefix` in `partition` (an owned one: reading another's
+        would open its database), in order. The memory store keeps no partitions: its keys of
+        every partition it holds are scanned."""
+        database = partition_database(self.table.data, partition)
+        if database is None:
+            yield from sorted(key for key in self.table.data if key.startswith(prefix))
+            return
+        for key in database.keys(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            yield key
 
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         database = partition_database(self.table.data, partition)
@@ -89,19 +117,55 @@ class FaustMemberTable:
             store.set_persisted_offset(tp, offset)
 
 
+INDEX_PREFIX = b"\xffc"  # 0xFF: never in UTF-8, so never in a member key
+INDEX_SEPARATOR = b"\xff"
+INDEX_VALUE = b""
+
+
+def is_member_key(key: bytes) -> bool:
+    """True for a member record's key, False for a claim index key."""
+    return not key.startswith(INDEX_PREFIX)
+
+
+def claim_index_prefix(claim_id: str) -> bytes:
+    """The prefix of every index key of `claim_id` (one per member with that claim id)."""
+    return INDEX_PREFIX + claim_id.encode() + INDEX_SEPARATOR
+
+
+def claim_index_key(claim_id: str, member_id: str) -> bytes:
+    """The index key saying that `member_id` has a claim entry `claim_id`."""
+    return claim_index_prefix(claim_id) + member_id.encode()
+
+
+def indexed_member(key: bytes, claim_id: str) -> str | None:
+    """The member id an index key of `claim_id` names (None when it is not one of its keys)."""
+    prefix = claim_index_prefix(claim_id)
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        return None
+    try:
+        return key[len(prefix) :].decode()
+    except UnicodeDecodeError:
+        return None
+
+
 @dataclass(slots=True)
 class MemberWrite:
-    """One member's record as written at the end of a batch; `value` None deletes it."""
+    """One member's record as written at the end of a batch; `value` None deletes it.
+
+    With `index_key`, a claim index key of the member instead (value INDEX_VALUE, or None to
+    delete it), in the member's partition; `earliest_day` is then the member record's.
+    """
 
     partition: int  # the partition that owns the member: of its input, state and changelog
     member_id: str
     value: bytes | None
     earliest_day: int
+    index_key: bytes | None = None
 
     @property
     def key(self) -> bytes:
         """The table key."""
-        return self.member_id.encode()
+        return self.member_id.encode() if self.index_key is None else self.index_key
 
 
 class MemberRecord:
@@ -122,6 +186,8 @@ class MemberRecord:
         "days",
         "changed_claims",
         "changed_days",
+        "put_claims",
+        "dropped_claims",
     )
 
     def __init__(self, raw: dict[str, Any] | None = None, size: int = 0) -> None:
@@ -137,6 +203,17 @@ class MemberRecord:
         self.days: dict[date, DayState] = {}
         self.changed_claims: set[str] = set()  # put since the last encoding
         self.changed_days: set[date] = set()
+        # For the claim index: claims put, and claims dropped by expiry, since `claim_changes`.
+        self.put_claims: set[str] = set()
+        self.dropped_claims: set[str] = set()
+
+    def has_claim(self, claim_id: str) -> bool:
+        """True when the record holds a claim entry `claim_id` (decoded or not)."""
+        return claim_id in self.claims or claim_id in self._claims
+
+    def claim_ids(self) -> list[str]:
+        """Every claim id the record holds, sorted."""
+        return sorted(self.claims.keys() | self._claims.keys())
 
     def claim(self, claim_id: str) -> ClaimEntry | None:
         """The claim entry, decoded on first use."""
@@ -158,6 +235,7 @@ class MemberRecord:
         """Set a claim entry (encoded at the next `stored`)."""
         self.claims[claim_id] = entry
         self.changed_claims.add(claim_id)
+        self.put_claims.add(claim_id)
 
     def put_day(self, dos: date, state: DayState) -> None:
         """Set a patient-day (encoded at the next `stored`)."""
@@ -171,6 +249,7 @@ class MemberRecord:
         old_days = [d for d, wire in self._days.items() if wire[-1] < cutoff]
         for claim_id in old_claims:
             del self._claims[claim_id]
+        self.dropped_claims.update(old_claims)
         for iso in old_days:
             del self._days[iso]
         self.claims.clear()
@@ -186,6 +265,15 @@ class MemberRecord:
         days = [wire[-1] for wire in self._claims.values()]
         days.extend(wire[-1] for wire in self._days.values())
         return min(days, default=0)
+
+    def claim_changes(self) -> tuple[list[str], list[str]]:
+        """For the claim index, and forgotten: the claims put since the last call that the
+        record still holds, and those dropped by expiry that it no longer holds (sorted)."""
+        put = sorted(c for c in self.put_claims if self.has_claim(c))
+        dropped = sorted(c for c in self.dropped_claims if not self.has_claim(c))
+        self.put_claims.clear()
+        self.dropped_claims.clear()
+        return put, dropped
 
     @property
     def empty(self) -> bool:
@@ -231,6 +319,8 @@ class MemberCache:
         self._records: dict[str, MemberRecord] = {}
         self._dirty: dict[str, int] = {}  # changed in the batch in the making → partition
         self._unstored: dict[str, int] = {}  # encoded writes not yet stored, per member
+        # Index keys written but not yet stored: (present after the last write, writes left).
+        self._index_unstored: dict[bytes, tuple[bool, int]] = {}
         self.claims = _ClaimsView(self)
         self.days = _DaysView(self)
 
@@ -250,7 +340,11 @@ class MemberCache:
 
     def restore(self, member_id: str, stored: bytes) -> MemberRecord:
         """Put back a member's record as it was (`stored`: its `to_bytes` then)."""
+        before = self._records.get(member_id)
         record = self._records[member_id] = MemberRecord(orjson.loads(stored), len(stored))
+        if before is not None:  # what the index must learn since the last writes still stands
+            record.put_claims = before.put_claims
+            record.dropped_claims = before.dropped_claims
         return record
 
     def mark(self, member_id: str) -> None:
@@ -258,25 +352,55 @@ class MemberCache:
         self._dirty[member_id] = self.owner(member_id)
 
     def writes(self) -> list[MemberWrite]:
-        """Encode every changed record (an empty one as a deletion) and forget the batch."""
+        """Encode every changed record (an empty one as a deletion), each followed by its claim
+        index changes, and forget the batch."""
         writes = []
         for member_id, partition in self._dirty.items():
             self._unstored[member_id] = self._unstored.get(member_id, 0) + 1
             record = self._records[member_id]
             if record.empty:
+                earliest_day = 0
                 writes.append(MemberWrite(partition, member_id, None, 0))
             else:
                 value, earliest_day = record.stored()
                 record.size = len(value)
                 writes.append(MemberWrite(partition, member_id, value, earliest_day))
+            put, dropped = record.claim_changes()
+            for claim_id in put:
+                key = claim_index_key(claim_id, member_id)
+                if not self._indexed(partition, key):
+                    writes.append(self._index_write(partition, member_id, key, earliest_day))
+            for claim_id in dropped:
+                key = claim_index_key(claim_id, member_id)
+                writes.append(self._index_write(partition, member_id, key, earliest_day, False))
         self._dirty.clear()
         return writes
+
+    def _indexed(self, partition: int, key: bytes) -> bool:
+        """True when the index key is stored, or on its way to the store."""
+        unstored = self._index_unstored.get(key)
+        if unstored is not None:
+            return unstored[0]
+        return self.table.get(partition, key) is not None
+
+    def _index_write(
+        self, partition: int, member_id: str, key: bytes, earliest_day: int, present: bool = True
+    ) -> MemberWrite:
+        left = self._index_unstored.get(key, (present, 0))[1]
+        self._index_unstored[key] = (present, left + 1)
+        value = INDEX_VALUE if present else None
+        return MemberWrite(partition, member_id, value, earliest_day, key)
 
     def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
         for write in writes:
             member_id = write.member_id
             self.table.put(write.partition, write.key, write.value)
+            if write.index_key is not None:
+                present, left_writes = self._index_unstored.pop(write.index_key, (True, 1))
+                if left_writes > 1:
+                    self._index_unstored[write.index_key] = (present, left_writes - 1)
+                continue
             left = self._unstored[member_id] - 1
             if left:
                 self._unstored[member_id] = left
@@ -298,6 +422,7 @@ class MemberCache:
         self._records.clear()
         self._dirty.clear()
         self._unstored.clear()
+        self._index_unstored.clear()
 
     def dirty_ids(self) -> list[str]:
         """Members changed in the batch in the making."""
@@ -305,7 +430,7 @@ class MemberCache:
 
     def member_ids(self) -> list[str]:
         """Members stored on the partitions this worker owns, or cached."""
-        stored = {key.decode() for key in self.table.stored_keys()}
+        stored = {key.decode() for key in self.table.stored_keys() if is_member_key(key)}
         return sorted(stored.union(self._records))
 
 

@@ -15,6 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
+from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_edits.settings import Settings
@@ -212,7 +213,8 @@ async def test_lag_is_the_broker_end_offset_minus_the_committed_one(
     await group.stop()
 
     telemetry = Telemetry(Stats, "v")
-    watch = BrokerWatch(settings, telemetry, lambda: {tp0, tp1})
+    # the worker hands over Faust's TPs: the probe must take those
+    watch = BrokerWatch(settings, telemetry, lambda: {TP(unique_name, 0), TP(unique_name, 1)})
     try:
         await watch.probe()
     finally:

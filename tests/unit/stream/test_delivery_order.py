@@ -8,6 +8,7 @@ import orjson
 import pytest
 from faust.types import TP
 
+from stream_edits.stream.cache import claim_index_key
 from stream_edits.stream.checkpoint import (
     CheckpointError,
     OutputsNotDelivered,
@@ -24,6 +25,10 @@ EXPECTED = [
     ("C-primary", 1, "accept", 1),
     ("C-other", 1, "accept", 1),
 ]
+# Two member records, and a claim index key per (claim, member), each written once.
+STORED = {b"M1", b"M2"} | {
+    claim_index_key(c, m) for c, m in [("C-addon", "M1"), ("C-primary", "M1"), ("C-other", "M2")]
+}
 
 
 def _batch(first_offset: int = 0) -> list[FakeRecord]:
@@ -60,11 +65,11 @@ async def _run(processor: Processor) -> dict[TP, int]:
 async def test_decisions_go_out_before_state_and_state_is_stored_after_its_changelog() -> None:
     producer, table = FakeProducer(), DictTable()
     assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
-    assert _topics(producer) == ["claim-edits"] * 4 + ["members-changelog"] * 2
+    assert _topics(producer) == ["claim-edits"] * 4 + ["members-changelog"] * 5
     assert _decisions(producer) == EXPECTED
     changelog = {key: value for topic, key, value in producer.sent if topic == "members-changelog"}
-    assert changelog == table.data and set(table.data) == {b"M1", b"M2"}
-    assert table.persisted_offsets == {0: 1}  # the last changelog offset the batch reached
+    assert changelog == table.data and set(table.data) == STORED
+    assert table.persisted_offsets == {0: 4}  # the last changelog offset the batch reached
 
 
 async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
@@ -80,7 +85,8 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     producer.release()
     assert await second == {}  # the first batch's state is sent, not yet acknowledged
     assert processor.stats.redeliveries == 3  # read the first batch's state before it was stored
-    assert _topics(producer).count("members-changelog") == 2 and table.data == {}
+    # Index keys on their way to the store are not written again by the second batch.
+    assert _topics(producer).count("members-changelog") == 5 and table.data == {}
     settling = asyncio.create_task(processor.settle())
     await asyncio.sleep(0.01)
     assert not settling.done() and table.data == {}
@@ -88,7 +94,8 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     await asyncio.sleep(0.01)
     producer.release()
     assert await settling == {P0: 6}
-    assert set(table.data) == {b"M1", b"M2"}
+    assert set(table.data) == STORED
+    assert _topics(producer).count("members-changelog") == 7  # the second batch: records only
 
 
 @pytest.mark.parametrize(
@@ -107,4 +114,4 @@ async def test_a_failed_delivery_raises_stores_nothing_and_a_replay_decides_the_
     producer.failing_topic, producer.sent = None, []
     assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
     assert _decisions(producer) == EXPECTED
-    assert set(table.data) == {b"M1", b"M2"}
+    assert set(table.data) == STORED

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import version
+from pathlib import Path
 
+import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -15,6 +17,8 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.web.base import PRODUCTION_BLUEPRINTS, BlueprintManager
 
 # (owner, attribute, the parameters the project passes or overrides, excluding self)
 GRAFTS = [
@@ -64,3 +68,67 @@ def test_the_installed_versions_are_the_ones_tested(package: str, minor: str) ->
         f"{package} {version(package)} is not the tested {minor}.x: run the suite and the "
         "kill tests, then move the pin in pyproject.toml"
     )
+
+
+def test_the_production_index_web_dashboard_drops_from_root_is_still_where_it_was() -> None:
+    # web/dashboard.py (leave_root_to_the_project) filters Faust's production index out of the
+    # blueprint manager's private `_enabled` list before the server starts, so that `/` serves
+    # the dashboard and not {"status": "OK"}.
+    index = ("", "faust.web.apps.production_index:blueprint")
+    assert index in list(PRODUCTION_BLUEPRINTS), f"the index moved: {PRODUCTION_BLUEPRINTS}"
+    app = faust.App("internals-web", web_stats_enabled=False, autodiscover=False)
+    manager = app.web.blueprints
+    assert isinstance(manager, BlueprintManager)
+    assert manager.applied is False
+    assert isinstance(manager._enabled, list), "BlueprintManager._enabled is no longer a list"
+    assert index in manager._enabled, f"the index is no longer in _enabled: {manager._enabled}"
+    manager._enabled.remove(index)  # what the dashboard does; then nothing mounts at "/"
+    app.web.init_server()
+    assert "/" not in {r.resource.canonical for r in app.web.web_app.router.routes() if r.resource}
+
+
+async def test_faust_routes_a_member_key_to_the_partition_placement_gives_it(
+    tmp_path: Path,
+) -> None:
+    # web/lookups.py routes a member's look-up to the worker holding placement's owner
+    # partition, per Faust's assignment metadata (Router.table_metadata: canonical URL →
+    # changelog partitions) and local actives (PartitionAssignor.assigned_actives): the same
+    # worker Faust's own routing (Router.key_store: the producer's partitioner over the table's
+    # serialized key) names. It reads app.rebalancing, app.in_recovery and app.http_client, and
+    # sets conf.canonical_url after the app is built (STREAM_EDITS_WEB_URL).
+    from faust.assignor.client_assignment import ClientAssignment
+    from faust.assignor.partition_assignor import PartitionAssignor
+    from yarl import URL
+
+    from stream_edits.settings import Settings
+    from stream_edits.stream.app import create_app
+    from stream_edits.stream.placement import owner_function
+
+    settings = Settings(store="memory://", data_dir=tmp_path, web_url="http://w1.example:7001")
+    app = create_app(settings)
+    assert app.conf.canonical_url == URL("http://w1.example:7001"), "canonical_url not settable"
+    for name in ("rebalancing", "in_recovery"):
+        assert getattr(app, name) is False, f"App.{name} is gone or no longer a flag"
+    assert hasattr(type(app), "http_client"), "App.http_client is gone"
+    changelog = app.tables["members"].changelog_topic.get_topic_name()
+    assignor = app.assignor
+    assert isinstance(assignor, PartitionAssignor)
+    assignor._assignment = ClientAssignment(actives={changelog: [0, 2]}, standbys={})
+    assert assignor.assigned_actives() == {TP(changelog, 0), TP(changelog, 2)}
+    hosts = {"http://w1.example:7001": [0, 2], "http://w2.example:7002": [1, 3]}
+    assignor.changelog_distribution = {url: {changelog: held} for url, held in hosts.items()}
+    assert app.router.table_metadata("members") == {
+        url: {changelog: held} for url, held in hosts.items()
+    }
+    # The producer's view of the changelog topic, as its metadata gives it on a running worker.
+    faust_producer = app.producer
+    faust_producer._producer = faust_producer._new_producer()  # type: ignore[attr-defined]
+    cluster = faust_producer._ensure_producer()._metadata  # type: ignore[attr-defined]
+    partitions = set(range(settings.partitions))
+    cluster.partitions_for_topic = lambda topic: partitions if topic == changelog else None
+    cluster.available_partitions_for_topic = lambda topic: partitions
+    owner = owner_function(settings.partitions)
+    for n in range(500):
+        member_id = f"member-{n}-é"
+        holder = next(url for url, held in hosts.items() if owner(member_id) in held)
+        assert app.router.key_store("members", member_id.encode()) == URL(holder), member_id
