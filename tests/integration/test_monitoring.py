@@ -197,7 +197,7 @@ async def test_lag_is_the_broker_end_offset_minus_the_committed_one(
     await admin.start()
     await admin.create_topics([NewTopic(unique_name, 2, 1)])
     await admin.close()
-    tp0, tp1 = TopicPartition(unique_name, 0), TopicPartition(unique_name, 1)
+    tp0 = TopicPartition(unique_name, 0)
     now_ms = int(time.time() * 1000)
     producer = AIOKafkaProducer(**options)
     await producer.start()
