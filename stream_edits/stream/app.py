@@ -168,7 +168,14 @@ def create_app(settings: Settings) -> faust.App:
         except ConsumerNotStarted:
             return set()
 
-    watch = BrokerWatch(settings, telemetry, assigned)
+    def processed() -> dict[TP, int]:
+        """Offsets this worker has processed up to (delivered, perhaps not yet committed)."""
+        try:
+            return cast(BatchingConsumer, app.consumer).processed_offsets()
+        except ConsumerNotStarted:
+            return {}
+
+    watch = BrokerWatch(settings, telemetry, assigned, processed)
 
     @app.task  # type: ignore[untyped-decorator]
     async def watch_broker() -> None:

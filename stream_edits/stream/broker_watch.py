@@ -1,10 +1,11 @@
 """Asks the broker, every few seconds, whether it answers and how far this worker is behind.
 
 Lag is read from the broker, never inferred from what the worker saw: per assigned partition of
-the consumed topics, records = the partition's end offset minus the group's committed offset,
-and seconds = the age of the record at the committed offset (the oldest one not yet processed,
-fetched by a consumer of its own, outside the group, that never commits). A partition with
-nothing to process has lag 0 s.
+the consumed topics, records = the partition's end offset minus the position, and seconds = the
+age of the record at the position (the oldest one not yet processed, fetched by a consumer of
+its own, outside the group, that never commits). The position is the group's committed offset
+or, when the worker has processed further (commits follow every few seconds), the offset up to
+which its decisions and state are delivered. A partition with nothing to process has lag 0 s.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ class BrokerWatch:
         settings: Settings,
         telemetry: Telemetry,
         assigned: Callable[[], Collection[TopicPartition]],
+        processed: Callable[[], Mapping[TopicPartition, int]] = dict,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`assigned` gives the consumed partitions this worker holds right now."""
+        """`assigned` gives the consumed partitions this worker holds right now, `processed`
+        the offsets it has delivered everything before (not yet committed, perhaps)."""
         self.settings = settings
         self.telemetry = telemetry
         self.assigned = assigned
+        self.processed = processed
         self.clock = clock
         self.reachable = False
         self.probes = 0  # probes finished, either way (a view can wait for the first)
@@ -85,11 +89,13 @@ class BrokerWatch:
         ends = await reader.end_offsets(tps)
         starts = await reader.beginning_offsets(tps)
         positions = {}
+        processed = {TopicPartition(t.topic, t.partition): o for t, o in self.processed().items()}
         for tp in tps:
             offset = committed.get(tp)
             start = starts.get(tp, 0)
             known = offset is not None and offset.offset >= 0
-            positions[tp] = max(offset.offset, start) if known and offset else start
+            position = max(offset.offset, start) if known and offset else start
+            positions[tp] = max(position, processed.get(tp, position))
         behind = {tp: positions[tp] for tp in tps if ends.get(tp, 0) > positions[tp]}
         ages = await self._ages_at(reader, behind) if behind else {}
         self.telemetry.lags(

@@ -57,6 +57,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         """Records before these offsets are processed: they may be committed."""
         self._processed.update(next_offsets)
 
+    def processed_offsets(self) -> dict[TP, int]:
+        """Per partition, the offset before which every record is processed (since the last
+        assignment)."""
+        return dict(self._processed)
+
     def _new_offset(self, tp: TP) -> int | None:
         if tp.topic in self.inbox.topics:
             return self._processed.get(tp)

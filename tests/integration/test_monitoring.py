@@ -188,7 +188,8 @@ async def test_lag_is_the_broker_end_offset_minus_the_committed_one(
     bootstrap_servers: str, unique_name: str
 ) -> None:
     """Records behind and the age of the oldest, read from the broker for a group that
-    committed part of a partition; an empty partition and an unreachable broker too."""
+    committed part of a partition (and a worker that processed further); an empty partition and
+    an unreachable broker too."""
     settings = Settings(
         bootstrap_servers=bootstrap_servers, app_id=f"lag-{unique_name}", input_topic=unique_name
     )
@@ -224,6 +225,19 @@ async def test_lag_is_the_broker_end_offset_minus_the_committed_one(
     assert lags[0]["records"] == 7
     assert 96.0 <= lags[0]["seconds"] <= 97.0 + 30  # record 3: 97 s old when produced
     assert (lags[1]["records"], lags[1]["seconds"]) == (0, 0.0)
+
+    # processed beyond the last commit (commits follow every few seconds): lag from there on;
+    # an older processed offset than the committed one changes nothing
+    for processed, records in (({TP(unique_name, 0): 5}, 5), ({TP(unique_name, 0): 1}, 7)):
+        telemetry = Telemetry(Stats, "v")
+        ahead = BrokerWatch(settings, telemetry, lambda: {tp0}, lambda p=processed: p)
+        try:
+            await ahead.probe()
+        finally:
+            await ahead.close()
+        (lag,) = telemetry.lag_view()
+        assert lag["records"] == records
+        assert 100 - (10 - records) <= lag["seconds"] <= 100 - (10 - records) + 30
 
     nowhere = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", app_id=settings.app_id)
     down = BrokerWatch(nowhere, Telemetry(Stats, "v"), lambda: {tp0})
