@@ -11,6 +11,8 @@ import orjson
 
 from stream_edits.decide_line import decide_line
 from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
+from stream_edits.formats.result import UnreadableInput
 from stream_edits.gc_pause import gc_paused
 from stream_edits.models import Rejection
 from stream_edits.rules.loader import RulesError, load_rules
@@ -56,8 +58,18 @@ def read_lines(path: str) -> Iterator[bytes]:
         yield from handle
 
 
-def run(path: str, rules_dir: Path | None = None, rejects: Path | None = None) -> int:
-    """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code."""
+def run(
+    path: str,
+    rules_dir: Path | None = None,
+    rejects: Path | None = None,
+    input_format: str = InputFormat.NDJSON,
+    received_at: str | None = None,
+) -> int:
+    """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code.
+
+    X12 837P and FHIR input is converted first (`formats.reader`); its refused claims are
+    rejects too.
+    """
     try:
         rules = load_rules(rules_dir)
     except RulesError as error:
@@ -68,21 +80,23 @@ def run(path: str, rules_dir: Path | None = None, rejects: Path | None = None) -
         return 2
     refused: list[Rejection] = []
     try:
-        decisions = final_decisions(read_lines(path), rules, refused)
+        with read_claims(path, input_format, received_at) as claims:
+            decisions = final_decisions(claims.lines, rules, refused)
     except OSError as error:
         print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return 2
+    except UnreadableInput as error:
+        print(f"stream-edits check: cannot read {path}: {error}", file=sys.stderr)
         return 2
     out = sys.stdout.buffer
     out.write(b"".join(orjson.dumps(d.to_wire()) + b"\n" for d in decisions))
     out.flush()
-    _write_rejects(refused, rejects)
+    _write_rejects([*claims.rejections, *map(claims.locate, refused)], rejects)
     return 0
 
 
 def _write_rejects(refused: list[Rejection], path: Path | None) -> None:
-    payload = b"".join(
-        orjson.dumps(r.model_dump(mode="json", exclude_none=True)) + b"\n" for r in refused
-    )
+    payload = rejection_lines(refused)
     if path is None:
         sys.stderr.buffer.write(payload)
         sys.stderr.flush()

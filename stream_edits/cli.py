@@ -16,9 +16,17 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits.broker import local
 
     if args.action == "start":
-        return local.start(settings, fresh=args.fresh)
+        return local.start(settings, fresh=args.fresh, security=args.security)
     if args.action == "stop":
         return local.stop(settings)
+    if args.action == "users":
+        from stream_edits.broker import security
+
+        return security.users_command(settings, args.users_action, args.name)
+    if args.action == "acls":
+        from stream_edits.broker import acls
+
+        return acls.acls_command(settings, args)
     return local.status(settings)
 
 
@@ -31,7 +39,13 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits import check
 
-    return check.run(args.file, rules_dir=args.rules or settings.rules_dir, rejects=args.rejects)
+    return check.run(
+        args.file,
+        rules_dir=args.rules or settings.rules_dir,
+        rejects=args.rejects,
+        input_format=args.format,
+        received_at=args.received_at,
+    )
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,7 +57,13 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits import produce
 
-    return produce.run(settings, args.file, progress=not args.no_progress)
+    return produce.run(
+        settings,
+        args.file,
+        progress=not args.no_progress,
+        input_format=args.format,
+        received_at=args.received_at,
+    )
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -77,6 +97,64 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return runner.run(settings, args)
 
 
+def _kafka_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    start = actions.add_parser("start", help="start the local broker (if not running)")
+    start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    start.add_argument(
+        "--security",
+        choices=["plaintext", "sasl_ssl"],
+        default=None,
+        help="plaintext (a new data dir's default), or sasl_ssl: TLS with a CA of its own, "
+        "SCRAM-SHA-512 users, ACLs enforced; an existing data dir keeps its mode (--fresh to "
+        "change it)",
+    )
+    actions.add_parser("stop", help="stop the local broker")
+    actions.add_parser("status", help="exit 0 when the local broker runs, 3 when not")
+    users = actions.add_parser(
+        "users",
+        help="SCRAM users of a sasl_ssl local broker",
+        description="add NAME: create SCRAM-SHA-512 user NAME with a new random password and "
+        "write its STREAM_EDITS_* settings to <data dir>/security/users/NAME.env (0600); "
+        "list: the users with settings files.",
+    )
+    users.add_argument("users_action", choices=["add", "list"])
+    users.add_argument("name", nargs="?", default=None, help="user name (for add)")
+    acls = actions.add_parser(
+        "acls",
+        help="grant a principal the least ACLs of a role on the local sasl_ssl broker",
+        description="Create the ACLs ROLE needs (topic names and app id from the settings) for "
+        "PRINCIPAL on the local broker, as its admin, and print them. --dry-run prints them "
+        "only, e.g. to set them on another cluster with kafka-acls.",
+    )
+    acls.add_argument(
+        "--role", required=True, choices=["worker", "producer", "reader", "replay", "admin"]
+    )
+    acls.add_argument("--principal", required=True, help="TYPE:NAME, e.g. User:alice")
+    acls.add_argument("--group", default=None, help="reader: a consumer group of its own")
+    acls.add_argument("--output-topic", default=None, help="replay: its output topic")
+    acls.add_argument(
+        "--prefixed", action="store_true", help="replay: any output topic starting with it"
+    )
+    acls.add_argument("--dry-run", action="store_true", help="print the ACLs, set nothing")
+
+
+def _input_format_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format",
+        choices=["ndjson", "x12-837p", "fhir-claim"],
+        default="ndjson",
+        help="ndjson: claim-line events (default); x12-837p: an X12 837P 005010X222A1 "
+        "interchange; fhir-claim: a FHIR R4 Claim, a Bundle of them, or NDJSON of either",
+    )
+    command.add_argument(
+        "--received-at",
+        default=None,
+        metavar="TIME",
+        help="x12-837p, fhir-claim: received_at of every claim (ISO 8601 with a zone) instead of "
+        "the transaction's BHT time (as UTC) or the Claim's created",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -85,27 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (KRaft) from Maven jars")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     kafka.set_defaults(handler=_kafka)
+    _kafka_actions(kafka.add_subparsers(dest="action", required=True))
 
     topics = sub.add_parser("topics", help="manage the project's topics")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(handler=_topics)
 
-    check = sub.add_parser("check", help="decide NDJSON claim lines offline (no Kafka)")
-    check.add_argument("file", help="NDJSON file of claim-line events, or - for stdin")
+    check = sub.add_parser("check", help="decide claim lines offline (no Kafka)")
+    check.add_argument("file", help="file of claims in --format, or - for stdin")
     check.add_argument("--rules", type=Path, default=None, help="rules directory")
     check.add_argument("--rejects", type=Path, default=None, help="write rejects here")
+    _input_format_arguments(check)
     check.set_defaults(handler=_check)
 
     worker = sub.add_parser("worker", help="run the Faust stream processor")
     worker.add_argument("--loglevel", default="warning")
     worker.set_defaults(handler=_worker)
 
-    produce = sub.add_parser("produce", help="publish NDJSON claim lines to the input topic")
-    produce.add_argument("file", help="NDJSON file, or - for stdin")
+    produce = sub.add_parser("produce", help="publish claim lines to the input topic")
+    produce.add_argument("file", help="file of claims in --format, or - for stdin")
     produce.add_argument("--no-progress", action="store_true")
+    _input_format_arguments(produce)
     produce.set_defaults(handler=_produce)
 
     tail = sub.add_parser("tail", help="print decisions from the output topic as they arrive")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -143,14 +143,38 @@ class RuleSource(BaseModel):
     deletion_date: date | None = None
 
 
+EditCode = Literal["MUE_EXCEEDED", "ADDON_WITHOUT_PRIMARY", "PTP_BUNDLED"]
+EDIT_CODES: tuple[EditCode, ...] = get_args(EditCode)
+
+
+class AdjustmentCodes(BaseModel):
+    """What a payer sends on the X12 835 for a denying edit: CAS group code and CARC, LQ RARC."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_code: Literal["CO", "OA", "PI", "PR"] = Field(
+        description="CAS01 claim adjustment group code, e.g. CO (contractual obligation)"
+    )
+    carc: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,3}$")] = Field(
+        description="CAS02 Claim Adjustment Reason Code, e.g. 151"
+    )
+    rarc: Annotated[str, Field(pattern=r"^(MA|M|N)[0-9]{1,4}$")] | None = Field(
+        default=None, description="LQ02 Remittance Advice Remark Code (LQ01 HE), e.g. N362"
+    )
+
+
 class Edit(BaseModel):
-    """One failed edit on a line: a code, a human rationale and the rule's source."""
+    """One failed edit on a line: a code, a human rationale, the rule's source, and the X12
+    adjustment codes a payer sends for it (from the rules data)."""
 
     model_config = ConfigDict(frozen=True)
 
-    code: Literal["MUE_EXCEEDED", "ADDON_WITHOUT_PRIMARY", "PTP_BUNDLED"]
+    code: EditCode
     message: str
     rule_source: RuleSource
+    adjustment: AdjustmentCodes | None = Field(
+        default=None, description="the 835 group code, CARC and RARC of this edit's denial"
+    )
 
 
 class SourceOffset(BaseModel):
@@ -213,6 +237,7 @@ class Rejection(BaseModel):
     code: RejectCode = RejectCode.INVALID_LINE
     errors: list[FieldError] = Field(default_factory=list)
     input_line: int | None = None
+    claim_id: str | None = None  # an X12 or FHIR claim refused whole
 
 
 class DeadLetterHeaders(BaseModel):

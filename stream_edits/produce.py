@@ -1,21 +1,21 @@
-"""`stream-edits produce`: publish NDJSON claim lines to the input topic, keyed by member_id."""
+"""`stream-edits produce`: publish claim lines to the input topic, keyed by member_id."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 import sys
 import time
 from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
-from typing import IO, TextIO
+from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from stream_edits.broker.access import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicMissingError, require_topic
+from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
+from stream_edits.formats.result import UnreadableInput
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
@@ -74,7 +74,7 @@ async def publish(settings: Settings, lines: Iterable[bytes], bar: ProgressBar) 
     """Publish every non-blank line's bytes (line ending removed); the number published."""
     # Checked first: a broker with auto.create.topics.enable would otherwise create the topic on
     # the first send with its own defaults (1 partition, no retention setting), not the contract's.
-    await require_topic(settings, settings.input_topic)
+    await require_topic(settings, settings.input_topic, "Write")
     # Idempotence with acks=all: broker-side dedup of retried batches keeps each partition's
     # records once and in send order, so a member's lines reach the worker in file order.
     producer = AIOKafkaProducer(
@@ -101,34 +101,43 @@ async def publish(settings: Settings, lines: Iterable[bytes], bar: ProgressBar) 
         await producer.stop()
 
 
-def _open(path: str) -> AbstractContextManager[IO[bytes]]:
-    # stdin is not ours to close.
-    return nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")
+def run(
+    settings: Settings,
+    path: str,
+    progress: bool = True,
+    input_format: str = InputFormat.NDJSON,
+    received_at: str | None = None,
+) -> int:
+    """Publish the file at `path` (`-` = stdin) to the input topic; exit code.
 
-
-def run(settings: Settings, path: str, progress: bool = True) -> int:
-    """Publish the NDJSON file at `path` (`-` = stdin) to the input topic; exit code.
-
-    Lines are sent as they are, unvalidated: the worker owns validation. A line whose member_id
-    cannot be read (malformed JSON, missing or empty member_id) is still published, with a null
-    key, so that it reaches the worker's dead-letter path rather than vanishing here.
+    NDJSON lines are sent as they are, unvalidated: the worker owns validation. A line whose
+    member_id cannot be read (malformed JSON, missing or empty member_id) is still published,
+    with a null key, so that it reaches the worker's dead-letter path rather than vanishing here.
+    X12 837P and FHIR input is converted first (`formats.reader`): its claims refused whole are
+    printed to stderr as JSON lines (as `check` prints rejects) and the others published.
     Exit 0 when all lines are acknowledged, 1 on a Kafka error, 2 when the file cannot be read.
     """
     try:
-        opened = _open(path)
+        opened = read_claims(path, input_format, received_at)
     except OSError as error:
         print(f"stream-edits produce: cannot read {path}: {error.strerror}", file=sys.stderr)
         return 2
-    with opened as source:
-        info = os.fstat(source.fileno())
-        total = info.st_size if stat.S_ISREG(info.st_mode) else None  # no total for pipes
-        bar = ProgressBar(total, progress and sys.stderr.isatty(), sys.stderr)
+    except UnreadableInput as error:
+        print(f"stream-edits produce: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    if opened.rejections:
+        sys.stderr.buffer.write(rejection_lines(opened.rejections))
+        sys.stderr.flush()
+    with opened as claims:
+        bar = ProgressBar(claims.total_bytes, progress and sys.stderr.isatty(), sys.stderr)
         try:
-            published = asyncio.run(publish(settings, source, bar))
-        except (TopicMissingError, KafkaError) as error:
+            with quiet_bootstrap_errors():
+                published = asyncio.run(publish(settings, claims.lines, bar))
+        except (TopicMissingError, AccessDenied, KafkaError) as error:
             bar.clear()
-            print(f"stream-edits produce: {error}", file=sys.stderr)
+            print(f"stream-edits produce: {explain(error, settings)}", file=sys.stderr)
             return 1
     bar.clear()
-    print(f"published {published} lines to {settings.input_topic}", file=sys.stderr)
+    refused = f"; {len(claims.rejections)} claims refused" if claims.rejections else ""
+    print(f"published {published} lines to {settings.input_topic}{refused}", file=sys.stderr)
     return 0

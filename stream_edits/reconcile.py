@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from stream_edits.broker.access import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicMissingError, require_topic
 from stream_edits.check import read_lines
 from stream_edits.models import Decision
@@ -213,7 +214,7 @@ async def read_topic(settings: Settings, topic: str) -> Side:
     """The decisions of `topic`, every partition from its beginning to the end offset it has
     now; tombstones (null values, as compaction leaves) are skipped."""
     try:
-        count = await require_topic(settings, topic)
+        count = await require_topic(settings, topic, "Read")
     except TopicMissingError:
         raise SourceError(f"topic {topic} does not exist, nor a file of that name") from None
     # No group: nothing is committed. read_committed: aborted transactions are not output, and the
@@ -275,11 +276,12 @@ def run(settings: Settings, a: str, b: str, json_path: Path | None = None, limit
     if a == b == "-":
         return _fail("only one of A and B can be - (stdin)")
     try:
-        side_a, side_b = read_sources(settings, a, b)
+        with quiet_bootstrap_errors():
+            side_a, side_b = read_sources(settings, a, b)
     except SourceError as error:
         return _fail(str(error))
-    except KafkaError as error:
-        return _fail(f"kafka: {error}")
+    except (AccessDenied, KafkaError) as error:
+        return _fail(f"kafka: {explain(error, settings)}")
     for name, side in (("A", side_a), ("B", side_b)):
         if side.unreadable:
             more = ", ..." if side.unreadable > NAMED_UNREADABLE else ""

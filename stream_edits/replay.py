@@ -44,6 +44,7 @@ from rich.progress import (
 from rich.text import Text
 from rocksdict import Rdict
 
+from stream_edits.broker.access import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicsError, create_topics, require_topic
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.settings import Settings, default_home
@@ -274,7 +275,7 @@ class Replay:
     ) -> Summary:
         """Replay the settings' input topic into the output topic."""
         s = self.settings
-        count = await require_topic(s, s.input_topic)
+        count = await require_topic(s, s.input_topic, "Read")
         await create_topics(s.model_copy(update={"partitions": count}))
         consumer = AIOKafkaConsumer(
             **kafka_client_kwargs(s),
@@ -430,15 +431,16 @@ def format_summary(summary: Summary) -> str:
 def run(settings: Settings, args: Any) -> int:
     """Run the replay command; exit 0 when done, 2 on a usage error, 1 on a Kafka error."""
     try:
-        return _run(settings, args)
+        with quiet_bootstrap_errors():
+            return _run(settings, args)
     except ReplayError as error:
         print(f"stream-edits replay: {error}", file=sys.stderr)
         return 2
     except RulesError as error:
         print(f"stream-edits replay: bad rules: {error}", file=sys.stderr)
         return 2
-    except (TopicsError, KafkaError) as error:
-        print(f"stream-edits replay: {error}", file=sys.stderr)
+    except (TopicsError, AccessDenied, KafkaError) as error:
+        print(f"stream-edits replay: {explain(error, settings)}", file=sys.stderr)
         return 1
 
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from stream_edits.broker.access import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicMissingError, require_topic
 from stream_edits.models import DeadLetterHeaders, Decision
 from stream_edits.settings import Settings
@@ -122,7 +123,7 @@ async def follow(
     topic = settings.dlq_topic if dlq else settings.output_topic
     # Checked first: assigning a missing topic would let a broker with auto.create.topics.enable
     # create it with its defaults (delete policy, 1 partition) instead of the contract's.
-    count = await require_topic(settings, topic)
+    count = await require_topic(settings, topic, "Read")
     # No group: nothing is committed and nobody else's partitions are rebalanced away.
     # The reset an assignment starts can finish after a seek and undo it: with "earliest" a late
     # reset cannot skip what --from-beginning asks for.
@@ -182,20 +183,21 @@ def run(
     """Run `tail` on the output (or dead-letter) topic; exit 0 (also on Ctrl-C), 1 on a Kafka
     error."""
     try:
-        asyncio.run(
-            follow(
-                settings,
-                sys.stdout.buffer,
-                as_json=as_json,
-                from_beginning=from_beginning,
-                idle_exit=idle_exit,
-                limit=limit,
-                dlq=dlq,
+        with quiet_bootstrap_errors():
+            asyncio.run(
+                follow(
+                    settings,
+                    sys.stdout.buffer,
+                    as_json=as_json,
+                    from_beginning=from_beginning,
+                    idle_exit=idle_exit,
+                    limit=limit,
+                    dlq=dlq,
+                )
             )
-        )
     except KeyboardInterrupt:
         return 0
-    except (TopicMissingError, KafkaError) as error:
-        print(f"stream-edits tail: {error}", file=sys.stderr)
+    except (TopicMissingError, AccessDenied, KafkaError) as error:
+        print(f"stream-edits tail: {explain(error, settings)}", file=sys.stderr)
         return 1
     return 0

@@ -176,10 +176,17 @@ def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
         kwargs["sasl_plain_password"] = settings.sasl_password
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         # Imported here so the contract above loads without the Kafka client.
+        from aiokafka.errors import KafkaConfigurationError
         from aiokafka.helpers import create_ssl_context
 
         # Without a CA file the system's default CAs verify the broker.
-        kwargs["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile)
+        try:
+            kwargs["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile)
+        except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+            reason = getattr(error, "strerror", None) or error
+            raise KafkaConfigurationError(
+                f"cannot use STREAM_EDITS_SSL_CAFILE={settings.ssl_cafile}: {reason}"
+            ) from error
     return kwargs
 
 

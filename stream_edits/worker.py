@@ -8,6 +8,7 @@ import sys
 import faust
 from aiokafka.errors import KafkaError
 
+from stream_edits.broker.access import explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicsError
 from stream_edits.broker.preflight import PreflightError, check_topics
 from stream_edits.settings import Settings
@@ -18,9 +19,10 @@ def run(settings: Settings, loglevel: str = "warning") -> int:
     """Start a worker and block until it stops (Ctrl-C or SIGTERM); exit 2 when the topics do
     not fit the worker (one line on stderr)."""
     try:
-        asyncio.run(check_topics(settings))
+        with quiet_bootstrap_errors():
+            asyncio.run(check_topics(settings))
     except (PreflightError, TopicsError, KafkaError) as error:
-        print(f"stream-edits worker: {error}", file=sys.stderr)
+        print(f"stream-edits worker: {explain(error, settings)}", file=sys.stderr)
         return 2
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel)

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -31,11 +31,23 @@ RAW_LINGER_MS = 5
 RAW_MAX_BATCH_BYTES = 512 * 1024
 
 
+def client_security() -> dict[str, Any]:
+    """The clients' security settings (TLS, SASL) from STREAM_EDITS_*, as the runner passes its
+    environment on; nothing to add for PLAINTEXT."""
+    from stream_edits.settings import Settings
+    from stream_edits.topics import kafka_client_kwargs
+
+    kwargs = kafka_client_kwargs(Settings())
+    del kwargs["bootstrap_servers"]
+    return kwargs
+
+
 async def raw_pipeline(bootstrap: str, source: str, sink: str, group: str) -> None:
     """Consume `source`, parse every value, produce it unchanged to `sink` until SIGTERM."""
     servers = bootstrap.split(",")
     consumer = AIOKafkaConsumer(
         source,
+        **client_security(),
         bootstrap_servers=servers,
         group_id=group,
         auto_offset_reset="earliest",
@@ -43,7 +55,10 @@ async def raw_pipeline(bootstrap: str, source: str, sink: str, group: str) -> No
         fetch_max_bytes=16 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=servers, linger_ms=RAW_LINGER_MS, max_batch_size=RAW_MAX_BATCH_BYTES
+        **client_security(),
+        bootstrap_servers=servers,
+        linger_ms=RAW_LINGER_MS,
+        max_batch_size=RAW_MAX_BATCH_BYTES,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,9 +92,13 @@ def faust_app(
     """A Faust app with one pass-through agent, Faust's default settings otherwise."""
     import faust
 
+    from stream_edits.settings import Settings
+    from stream_edits.stream.app import broker_credentials
+
     app = faust.App(
         app_id,
         broker=[f"kafka://{host}" for host in bootstrap.split(",")],
+        broker_credentials=broker_credentials(Settings()),
         store="memory://",
         datadir=str(datadir),
         key_serializer="raw",

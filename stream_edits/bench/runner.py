@@ -28,6 +28,7 @@ from stream_edits.bench.workload import generate
 from stream_edits.produce import member_key
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
+from stream_edits.topics import kafka_client_kwargs
 
 PIPELINES = ("raw", "faust", "processor", "unkeyed")
 LABELS = {
@@ -239,7 +240,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
     names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
-    if broker_answers(settings.bootstrap_servers, 10.0) is None:
+    client = kafka_client_kwargs(settings)  # its security settings
+    if broker_answers(settings.bootstrap_servers, 10.0, client) is None:
         print(
             f"stream-edits bench: no broker at {settings.bootstrap_servers}: "
             "`stream-edits kafka start`",

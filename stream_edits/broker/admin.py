@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from stream_edits.broker.access import check_topics, explain, quiet_bootstrap_errors
 from stream_edits.settings import Settings
 from stream_edits.topics import TopicSpec, kafka_client_kwargs, topic_specs
 
@@ -108,11 +109,14 @@ async def create_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def require_topic(settings: Settings, topic: str) -> int:
-    """The partition count of `topic`; TopicMissingError when it does not exist."""
+async def require_topic(settings: Settings, topic: str, operation: str = "Describe") -> int:
+    """The partition count of `topic`; TopicMissingError when it does not exist, AccessDenied
+    (stream_edits.broker.access) when the principal may not do `operation` with it."""
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
+        # First: a topic the principal may not Describe is missing from the list below.
+        await check_topics(admin, settings, {topic: [operation]})
         count = (await partition_counts(admin)).get(topic)
     finally:
         await admin.close()
@@ -124,9 +128,10 @@ async def require_topic(settings: Settings, topic: str) -> int:
 def create_topics_command(settings: Settings) -> int:
     """Run `topics create`: one line per topic (created / exists) on stdout; exit code."""
     try:
-        created = asyncio.run(create_topics(settings))
+        with quiet_bootstrap_errors():
+            created = asyncio.run(create_topics(settings))
     except (TopicsError, KafkaError) as error:
-        print(f"stream-edits topics: {error}", file=sys.stderr)
+        print(f"stream-edits topics: {explain(error, settings)}", file=sys.stderr)
         return 1
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"

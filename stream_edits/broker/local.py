@@ -19,14 +19,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_edits.settings import Settings
+
+if TYPE_CHECKING:
+    from stream_edits.broker.security import Mode
 
 HOST = "127.0.0.1"
 MIN_JAVA = 17
@@ -115,8 +118,11 @@ def render_pom(kafka_version: str, template: str = "kafka-pom.xml") -> str:
     return text.replace("@KAFKA_VERSION@", kafka_version)
 
 
-def render_server_properties(settings: Settings, kraft_dir: Path) -> str:
-    """server.properties for one node that is both broker and controller."""
+def render_server_properties(
+    settings: Settings, kraft_dir: Path, security: Mapping[str, str] | None = None
+) -> str:
+    """server.properties for one node that is both broker and controller; `security` replaces
+    the PLAINTEXT listener's entries (security.render_properties, for `--security sasl_ssl`)."""
     port, cport = settings.kafka_port, settings.kafka_controller_port
     props: dict[str, str | int] = {
         "process.roles": "broker,controller",
@@ -146,6 +152,7 @@ def render_server_properties(settings: Settings, kraft_dir: Path) -> str:
         "num.network.threads": 2,
         "num.io.threads": 4,
     }
+    props.update(security or {})
     lines = ["# Written by `stream-edits kafka start`; rewritten at every start."]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
@@ -401,13 +408,16 @@ def running_pid(settings: Settings) -> int | None:
     return pid if _is_kafka_process(pid) else None
 
 
-def _describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+def _describe_cluster(
+    bootstrap: str, timeout_s: float, client: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """One real Kafka API round trip: bootstrap and a Metadata request through the admin client."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def ask() -> dict[str, Any]:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+            **{**(client or {}), "bootstrap_servers": bootstrap},
+            request_timeout_ms=int(timeout_s * 1000),
         )
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
@@ -418,13 +428,16 @@ def _describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
     return asyncio.run(ask())
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-    """The cluster description when a broker answers at bootstrap, else None."""
+def broker_answers(
+    bootstrap: str, timeout_s: float = 5.0, client: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The cluster description when a broker answers at bootstrap, else None. `client`: more
+    aiokafka connection arguments (security), as `topics.kafka_client_kwargs` makes them."""
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # refused connections while it starts are expected
     try:
-        return _describe_cluster(bootstrap, timeout_s)
+        return _describe_cluster(bootstrap, timeout_s, client)
     except Exception:  # any failure means "not answering yet"
         return None
     finally:
@@ -475,13 +488,15 @@ def _java_cmd(java: str, heap: str, paths: BrokerPaths, main: list[str]) -> list
     ]  # fmt: skip
 
 
-def _format_storage(java: str, paths: BrokerPaths) -> None:
-    """Format log.dirs for a new cluster unless it already holds one."""
+def _format_storage(java: str, paths: BrokerPaths, scram: Sequence[str] = ()) -> None:
+    """Format log.dirs for a new cluster unless it already holds one; `scram`: users to create
+    (`--add-scram` arguments)."""
     if cluster_id_of(paths.kraft_dir) is not None:
         return
     cluster_id = new_cluster_id()
     _say(f"formatting {paths.kraft_dir} (cluster id {cluster_id})")
     tool = ["kafka.tools.StorageTool", "format", "-t", cluster_id]
+    tool += [arg for entry in scram for arg in ("--add-scram", entry)]
     cmd = _java_cmd(java, "-Xmx256m", paths, [*tool, "-c", str(paths.server_properties)])
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     if done.returncode != 0:
@@ -541,7 +556,12 @@ def cluster_id_of(kraft_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], settings: Settings, paths: BrokerPaths) -> None:
+def _wait_ready(
+    proc: subprocess.Popen[bytes],
+    settings: Settings,
+    paths: BrokerPaths,
+    client: Mapping[str, Any] | None = None,
+) -> None:
     """Block until our broker answers a Metadata request; stop it and raise on failure."""
     bootstrap = f"{HOST}:{settings.kafka_port}"
     ours = cluster_id_of(paths.kraft_dir)
@@ -554,7 +574,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], settings: Settings, paths: Broker
                 f"the broker exited with code {code} while starting (log: {paths.log_file}):\n"
                 + startup_failure(_read_log(paths.log_file))
             )
-        cluster = broker_answers(bootstrap, timeout_s=3.0)
+        cluster = broker_answers(bootstrap, timeout_s=3.0, client=client)
         # Another broker that bound the port first may answer; only our cluster id counts.
         if cluster is not None and cluster.get("cluster_id") == ours:
             return
@@ -567,12 +587,20 @@ def _wait_ready(proc: subprocess.Popen[bytes], settings: Settings, paths: Broker
     )
 
 
-def _start(settings: Settings, fresh: bool, environ: Mapping[str, str]) -> int:
+def _start(
+    settings: Settings,
+    fresh: bool,
+    environ: Mapping[str, str],
+    security_mode: Mode | None = None,
+) -> int:
+    from stream_edits.broker import security, tls
+
     paths = BrokerPaths.of(settings)
     java = find_java(environ)
     java_version(java)
     pid = running_pid(settings)
     if pid is not None and not fresh:
+        _checked(security.choose_mode, paths, security_mode)
         print(f"already running on {HOST}:{settings.kafka_port} (pid {pid}); log: {paths.log_file}")
         return 0
     if pid is not None:
@@ -580,23 +608,50 @@ def _start(settings: Settings, fresh: bool, environ: Mapping[str, str]) -> int:
         _stop_pid(settings, pid)
     paths.pid_file.unlink(missing_ok=True)
     _prepare_data_dir(paths, fresh)
+    mode = _checked(security.choose_mode, paths, security_mode)
     check_ports_free(settings)
     resolve_jars(settings, environ)
     began = time.monotonic()
-    paths.server_properties.write_text(render_server_properties(settings, paths.kraft_dir))
+    secured = _checked(security.prepare, settings, paths) if mode == "sasl_ssl" else None
+    if secured is None:
+        paths.server_properties.write_text(render_server_properties(settings, paths.kraft_dir))
+    else:  # it holds the broker's own password
+        text = render_server_properties(settings, paths.kraft_dir, secured.properties)
+        tls.write_private(paths.server_properties, text.encode())
     config = resources.files(__package__).joinpath("log4j2.xml").read_text("utf-8")
     paths.log4j_config.write_text(config)
     with _locked(paths.data_dir / ".lock"):
-        _format_storage(java, paths)
+        _format_storage(java, paths, secured.scram_arguments if secured else ())
     proc = _launch(java, settings, paths)
     _say(f"started pid {proc.pid}; waiting for it to answer on {HOST}:{settings.kafka_port}")
-    _wait_ready(proc, settings, paths)
+    client = None
+    if secured is not None:
+        from stream_edits.topics import kafka_client_kwargs
+
+        client = kafka_client_kwargs(secured.admin)
+    _wait_ready(proc, settings, paths, client)
     _say(f"ready in {time.monotonic() - began:.1f} s")
     print(
         f"Kafka {settings.kafka_version} running on {HOST}:{settings.kafka_port} "
         f"(pid {proc.pid}); log: {paths.log_file}"
     )
+    if secured is not None:
+        files = secured.files
+        print(
+            f"SASL_SSL ({security.MECHANISM}), ACLs enforced; CA: {files.ca}; admin settings "
+            f"(secret): {files.env_file(security.ADMIN_USER)}"
+        )
     return 0
+
+
+def _checked(step: Callable[..., Any], *args: Any) -> Any:
+    """Run a security step, reporting its SecurityError as a BrokerError."""
+    from stream_edits.broker.security import SecurityError
+
+    try:
+        return step(*args)
+    except SecurityError as exc:
+        raise BrokerError(str(exc)) from exc
 
 
 def _stop_pid(settings: Settings, pid: int) -> None:
@@ -629,9 +684,16 @@ def _report(action: Callable[..., int], *args: Any) -> int:
 # --- the CLI's entry points ----------------------------------------------------------------
 
 
-def start(settings: Settings, fresh: bool = False, environ: Mapping[str, str] | None = None) -> int:
-    """Start the broker unless it runs (fresh: stop it, wipe its data, re-format, start)."""
-    return _report(_start, settings, fresh, os.environ if environ is None else environ)
+def start(
+    settings: Settings,
+    fresh: bool = False,
+    environ: Mapping[str, str] | None = None,
+    security: Mode | None = None,
+) -> int:
+    """Start the broker unless it runs (fresh: stop it, wipe its data, re-format, start).
+    `security`: "plaintext" or "sasl_ssl" (TLS, SCRAM, ACLs); None keeps the data dir's mode."""
+    env = os.environ if environ is None else environ
+    return _report(_start, settings, fresh, env, security)
 
 
 def stop(settings: Settings) -> int:

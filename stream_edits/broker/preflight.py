@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from stream_edits.broker import access
 from stream_edits.broker.admin import partition_counts, wait_visible
 from stream_edits.settings import HEADER_ROOM_BYTES, Settings
 from stream_edits.topics import kafka_client_kwargs
@@ -35,6 +36,7 @@ async def check_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
+        await _check_access(admin, settings)
         counts = await partition_counts(admin)
         _check_counts(settings, counts)
         await _create_internal(admin, settings, counts)
@@ -54,6 +56,21 @@ async def check_topics(settings: Settings) -> None:
         _check_sizes(settings, limits)
     finally:
         await admin.close()
+
+
+async def _check_access(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    """PreflightError naming a topic or the group and the operation the worker's principal may
+    not do (a broker without an authorizer allows everything)."""
+    from stream_edits.broker.acls import worker_topic_needs
+
+    try:
+        await access.check_topics(admin, settings, worker_topic_needs(settings))
+        await access.check_group(admin, settings, settings.app_id, ["Read"])
+    except access.AccessDenied as error:
+        raise PreflightError(
+            f"{error}; the worker's ACLs: `stream-edits kafka acls --role worker --principal "
+            f"{access.principal(settings)}`"
+        ) from error
 
 
 def _check_counts(settings: Settings, counts: dict[str, int]) -> None:
@@ -104,7 +121,7 @@ async def _create_internal(
     response = await admin.create_topics(missing)
     for entry in response.topic_errors:
         if entry[1] not in (0, TopicAlreadyExistsError.errno):
-            raise PreflightError(f"cannot create {entry[0]}: error {entry[1]}")
+            raise PreflightError(f"cannot create {entry[0]}: {for_code(entry[1]).message}")
 
 
 async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from stream_edits.models import Edit, Status
+from stream_edits.models import Edit, EditCode, RuleSource, Status
 from stream_edits.rules.tables import RuleSet
 
 
@@ -116,6 +116,10 @@ def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[
     return verdicts
 
 
+def _edit(code: EditCode, message: str, source: RuleSource, rules: RuleSet) -> Edit:
+    return Edit(code=code, message=message, rule_source=source, adjustment=rules.adjustment(code))
+
+
 def _addon_edit(
     line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
 ) -> tuple[Edit, ...]:
@@ -128,7 +132,7 @@ def _addon_edit(
         f"Add-on code {line.code} is payable only with an accepted primary procedure "
         f"({primaries}) for the same patient, rendering provider and date of service."
     )
-    return (Edit(code="ADDON_WITHOUT_PRIMARY", message=message, rule_source=aocs[0].source),)
+    return (_edit("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, rules),)
 
 
 def _ptp_edit(
@@ -151,7 +155,7 @@ def _ptp_edit(
             f"{line.code} is included in {pair.column1} billed for the same patient, rendering "
             f"provider and date of service and is not paid separately; {why}. {pair.rationale}"
         )
-        return (Edit(code="PTP_BUNDLED", message=message, rule_source=pair.source),)
+        return (_edit("PTP_BUNDLED", message, pair.source, rules),)
     return ()
 
 
@@ -170,4 +174,4 @@ def _mue_edit(
         f"Units of {line.code} would exceed the medically unlikely edit of {mue.limit} {scope} "
         f"(MAI {mue.mai}); the whole line is denied. {mue.rationale}"
     ).rstrip()
-    return (Edit(code="MUE_EXCEEDED", message=message, rule_source=mue.source),)
+    return (_edit("MUE_EXCEEDED", message, mue.source, rules),)

@@ -18,9 +18,12 @@ from operator import itemgetter
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from stream_edits.gc_pause import gc_paused
-from stream_edits.models import RuleSource
+from stream_edits.models import EDIT_CODES, AdjustmentCodes, EditCode, RuleSource
 from stream_edits.rules.tables import (
+    DEFAULT_ADJUSTMENT_CODES,
     DEFAULT_BYPASS_MODIFIERS,
     AddOnRule,
     MueRule,
@@ -44,7 +47,7 @@ _ENTRY_KEYS = {
     "addon": ({"file"}, set()),
     "ptp": ({"file"}, set()),
 }
-_TOP_KEYS = ("bypass_modifiers", *_ENTRY_KEYS)
+_TOP_KEYS = ("bypass_modifiers", "adjustment_codes", *_ENTRY_KEYS)
 
 _Rule = TypeVar("_Rule", MueRule, AddOnRule, PtpRule)
 _Cells = tuple[str, ...]
@@ -122,7 +125,7 @@ def load_rules(directory: Path | None = None) -> RuleSet:
         manifest_bytes = (directory / MANIFEST).read_bytes()
     except FileNotFoundError:
         raise RulesError(MANIFEST, f"not found in {directory}") from None
-    bypass, entries = _parse_manifest(manifest_bytes)
+    bypass, adjustments, entries = _parse_manifest(manifest_bytes)
     digest = hashlib.sha256(manifest_bytes)
     mue: list[MueRule] = []
     addon: list[AddOnRule] = []
@@ -150,10 +153,13 @@ def load_rules(directory: Path | None = None) -> RuleSet:
         len(addon),
         len(ptp),
     )
-    return RuleSet.of(mue, addon, ptp, bypass, version)
+    return RuleSet.of(mue, addon, ptp, bypass, version, adjustments)
 
 
-def _parse_manifest(raw: bytes) -> tuple[frozenset[str], list[_Entry]]:
+_Adjustments = tuple[tuple[EditCode, AdjustmentCodes], ...]
+
+
+def _parse_manifest(raw: bytes) -> tuple[frozenset[str], _Adjustments, list[_Entry]]:
     try:
         manifest = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -173,7 +179,29 @@ def _parse_manifest(raw: bytes) -> tuple[frozenset[str], list[_Entry]]:
     ]
     if not entries:
         raise RulesError(MANIFEST, "lists no [[mue]], [[addon]] or [[ptp]] files")
-    return frozenset(bypass), entries
+    return frozenset(bypass), _adjustment_codes(manifest.get("adjustment_codes", {})), entries
+
+
+def _adjustment_codes(table: Any) -> _Adjustments:
+    """The defaults, with the edits the manifest's [adjustment_codes] table names replaced."""
+    if not isinstance(table, dict):
+        raise RulesError(MANIFEST, "adjustment_codes must be a table: [adjustment_codes]")
+    unknown = sorted(set(table) - set(EDIT_CODES))
+    if unknown:
+        known = ", ".join(EDIT_CODES)
+        problem = f"adjustment_codes: unknown edit {unknown[0]!r} (known: {known})"
+        raise RulesError(MANIFEST, problem)
+    codes = dict(DEFAULT_ADJUSTMENT_CODES)
+    for edit, value in table.items():
+        try:
+            codes[edit] = AdjustmentCodes.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise RulesError(MANIFEST, f"adjustment_codes.{edit}: {problems}") from None
+    return tuple(codes.items())
 
 
 def _tables(manifest: dict[str, Any], kind: str) -> list[dict[str, Any]]:

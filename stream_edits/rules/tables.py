@@ -8,10 +8,23 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from stream_edits.models import RuleSource
+from stream_edits.models import AdjustmentCodes, EditCode, RuleSource
 
 # Modifier indicator 1 pairs are bypassed by an NCCI-associated modifier on the column-two line.
 DEFAULT_BYPASS_MODIFIERS = frozenset({"59", "XE", "XS", "XP", "XU"})
+
+# What the 835 says for each denying edit, unless the manifest's [adjustment_codes] says otherwise:
+# CO (contractual obligation: the patient is not billed) with
+# MUE: CARC 151 (payment adjusted: the number of services exceeds what is supported),
+#      RARC N362 (the number of days or units of service exceeds our acceptable maximum);
+# add-on: CARC B15 (this service requires another qualifying service to be paid),
+#      RARC N122 (add-on code cannot be billed by itself);
+# PTP: CARC 236 (not compatible with another procedure on the same day under NCCI), no RARC.
+DEFAULT_ADJUSTMENT_CODES: tuple[tuple[EditCode, AdjustmentCodes], ...] = (
+    ("MUE_EXCEEDED", AdjustmentCodes(group_code="CO", carc="151", rarc="N362")),
+    ("ADDON_WITHOUT_PRIMARY", AdjustmentCodes(group_code="CO", carc="B15", rarc="N122")),
+    ("PTP_BUNDLED", AdjustmentCodes(group_code="CO", carc="236")),
+)
 
 
 def in_force(effective: date, deletion: date | None, dos: date) -> bool:
@@ -79,10 +92,12 @@ class RuleSet:
     ptp_rules: tuple[PtpRule, ...] = ()
     bypass_modifiers: frozenset[str] = DEFAULT_BYPASS_MODIFIERS
     version: str = "empty"
+    adjustment_codes: tuple[tuple[EditCode, AdjustmentCodes], ...] = DEFAULT_ADJUSTMENT_CODES
     _mue: dict[str, tuple[MueRule, ...]] = field(init=False, repr=False, compare=False)
     _addon: dict[str, tuple[AddOnRule, ...]] = field(init=False, repr=False, compare=False)
     _ptp: dict[str, tuple[PtpRule, ...]] = field(init=False, repr=False, compare=False)
     mentioned_codes: frozenset[str] = field(init=False, compare=False)
+    _adjustments: dict[str, AdjustmentCodes] = field(init=False, repr=False, compare=False)
     # Answers by (query, code, date of service): a stream asks the same few codes for the same
     # few days over and over. Bounded by the codes rules name times the days they are asked on.
     _answers: dict[tuple[str, str, date], Any] = field(
@@ -111,6 +126,7 @@ class RuleSet:
         object.__setattr__(self, "_addon", {k: tuple(v) for k, v in addon.items()})
         object.__setattr__(self, "_ptp", {k: tuple(v) for k, v in ptp.items()})
         object.__setattr__(self, "mentioned_codes", frozenset(codes))
+        object.__setattr__(self, "_adjustments", dict(self.adjustment_codes))
 
     def mue(self, code: str, dos: date) -> MueRule | None:
         """The MUE row for `code` in force on `dos`, if any (the latest effective one wins)."""
@@ -140,6 +156,10 @@ class RuleSet:
         answer: tuple[PtpRule, ...] = self._answers[key]
         return answer
 
+    def adjustment(self, edit: EditCode) -> AdjustmentCodes | None:
+        """The 835 group code, CARC and RARC a denial by `edit` carries."""
+        return self._adjustments.get(edit)
+
     def mentions(self, code: str) -> bool:
         """True when some rule names `code`: only such lines need state in the engine."""
         return code in self.mentioned_codes
@@ -152,6 +172,14 @@ class RuleSet:
         ptp: Iterable[PtpRule] = (),
         bypass_modifiers: Iterable[str] = DEFAULT_BYPASS_MODIFIERS,
         version: str = "adhoc",
+        adjustment_codes: Iterable[tuple[EditCode, AdjustmentCodes]] = DEFAULT_ADJUSTMENT_CODES,
     ) -> RuleSet:
         """Build a rule set from rows (tests and loaders)."""
-        return cls(tuple(mue), tuple(addon), tuple(ptp), frozenset(bypass_modifiers), version)
+        return cls(
+            tuple(mue),
+            tuple(addon),
+            tuple(ptp),
+            frozenset(bypass_modifiers),
+            version,
+            tuple(adjustment_codes),
+        )

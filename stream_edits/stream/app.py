@@ -41,7 +41,7 @@ PIPELINE_MIN_RECORDS = 500
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for SASL and/or TLS, from settings."""
     context = (
-        create_ssl_context(cafile=str(settings.ssl_cafile))
+        create_ssl_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
         if settings.security_protocol in ("SSL", "SASL_SSL")
         else None
     )

@@ -86,8 +86,9 @@ def test_decisions_go_to_stdout_one_json_object_per_line_with_the_contract_field
     assert (visit["status"], visit["edits"]) == ("accept", [])
     assert guidance["status"] == "deny"
     [edit] = guidance["edits"]
-    assert set(edit) == {"code", "message", "rule_source"}
+    assert set(edit) == {"code", "message", "rule_source", "adjustment"}
     assert edit["code"] == "PTP_BUNDLED"
+    assert edit["adjustment"] == {"group_code": "CO", "carc": "236"}
     assert "64461" in edit["message"]
     assert edit["rule_source"]["table"] == "PTP"
     assert edit["rule_source"]["file"] == "ptp_practitioner.txt"

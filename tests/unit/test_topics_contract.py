@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,11 @@ import jsonschema
 import orjson
 import pytest
 
+from stream_edits.check import final_decisions
+from stream_edits.formats.reader import read_claims
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, Rejection
+from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.topics import (
     CONTRACT_DIR,
@@ -166,3 +170,48 @@ def test_every_topic_takes_what_the_worker_writes_to_it() -> None:
     assert settings.producer_max_request_bytes > settings.dlq_max_message_bytes
     assert settings.producer_batch_bytes <= min(limits.values())
     assert settings.member_state_max_bytes < 200_000
+
+
+def distinct_events(lines: list[bytes]) -> set[bytes]:
+    """Each event once, as canonical JSON with received_at in UTC (the same instant)."""
+    out = set()
+    for raw in lines:
+        event = ClaimLineEvent.model_validate_json(raw)
+        utc = event.model_copy(update={"received_at": event.received_at.astimezone(UTC)})
+        out.add(orjson.dumps(utc.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "input_format"),
+    [("claim-lines.837p", "x12-837p"), ("claim-lines.fhir.json", "fhir-claim")],
+)
+def test_the_837p_and_fhir_samples_hold_exactly_the_claims_of_the_ndjson_sample(
+    name: str, input_format: str
+) -> None:
+    converted = read_claims(str(SAMPLES / name), input_format)
+
+    assert converted.rejections == []
+    assert distinct_events(list(converted.lines)) == distinct_events(
+        ndjson_lines(SAMPLES / "claim-lines.ndjson")
+    )
+
+
+def test_every_denial_carries_its_x12_adjustment_codes_valid_under_the_output_schema() -> None:
+    schema = contract(DEFAULTS.output_topic)["value_schema"]
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    decisions = final_decisions(ndjson_lines(SAMPLES / "claim-lines.ndjson"), load_rules())
+    denials = [d.to_wire() for d in decisions if d.status == "deny"]
+
+    assert {e["code"] for d in denials for e in d["edits"]} == {
+        "MUE_EXCEEDED",
+        "ADDON_WITHOUT_PRIMARY",
+        "PTP_BUNDLED",
+    }
+    for denial in denials:
+        validator.validate(denial)
+        assert all(e["adjustment"]["group_code"] == "CO" for e in denial["edits"])
+    adjustment = schema["$defs"]["Edit"]["properties"]["adjustment"]
+    assert "CARC" in adjustment["description"] and "RARC" in adjustment["description"]

@@ -1,0 +1,142 @@
+"""The least ACLs per role: exactly which bindings each role gets, what the worker's start-up check
+asks for, the wire codes, and `kafka acls --dry-run` (no broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_edits import cli
+from stream_edits.broker import acls
+from stream_edits.broker.acls import AclError, Binding
+from stream_edits.settings import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.model_construct(app_id="se")  # defaults, whatever the environment says
+
+
+def table(bindings: list[Binding]) -> set[tuple[str, str, str, str]]:
+    return {(b.resource, b.pattern, b.name, b.operation) for b in bindings}
+
+
+def test_the_worker_reads_its_input_writes_its_outputs_and_owns_its_internal_topics(
+    settings: Settings,
+) -> None:
+    assert table(acls.role_bindings("worker", settings)) == {
+        ("topic", "literal", "claim-lines", "Read"),
+        ("topic", "literal", "claim-lines", "DescribeConfigs"),
+        ("topic", "literal", "claim-edits", "Write"),
+        ("topic", "literal", "claim-edits", "DescribeConfigs"),
+        ("topic", "literal", "claim-lines-dlq", "Write"),
+        ("topic", "literal", "claim-lines-dlq", "DescribeConfigs"),
+        ("topic", "prefixed", "se-", "Create"),
+        ("topic", "prefixed", "se-", "Read"),
+        ("topic", "prefixed", "se-", "Write"),
+        ("topic", "prefixed", "se-", "DescribeConfigs"),
+        ("group", "literal", "se", "Read"),
+    }
+
+
+def test_exactly_once_adds_the_transactional_ids_faust_uses(settings: Settings) -> None:
+    eos = settings.model_copy(update={"processing_guarantee": "exactly_once"})
+    extra = table(acls.role_bindings("worker", eos)) - table(acls.role_bindings("worker", settings))
+    assert extra == {("transactional-id", "prefixed", "se-", "Write")}
+
+
+def test_producer_reader_and_admin_get_one_topic_or_three(settings: Settings) -> None:
+    assert table(acls.role_bindings("producer", settings)) == {
+        ("topic", "literal", "claim-lines", "Write")
+    }
+    assert table(acls.role_bindings("reader", settings)) == {
+        ("topic", "literal", "claim-edits", "Read")
+    }
+    assert table(acls.role_bindings("reader", settings, group="billing")) == {
+        ("topic", "literal", "claim-edits", "Read"),
+        ("group", "literal", "billing", "Read"),
+    }
+    admin = table(acls.role_bindings("admin", settings))
+    assert {op for *_, op in admin} == {"Create", "Describe"}
+    assert {name for _, _, name, _ in admin} == {"claim-lines", "claim-edits", "claim-lines-dlq"}
+
+
+def test_replay_reads_history_and_creates_and_writes_its_own_output(settings: Settings) -> None:
+    assert table(acls.role_bindings("replay", settings, output_topic="audit")) == {
+        ("topic", "literal", "claim-lines", "Read"),
+        ("topic", "literal", "audit", "Create"),
+        ("topic", "literal", "audit", "Write"),
+        ("topic", "literal", "audit-dlq", "Create"),
+        ("topic", "literal", "audit-dlq", "Write"),
+    }
+    prefixed = table(acls.role_bindings("replay", settings, output_topic="audit-", prefixed=True))
+    assert ("topic", "prefixed", "audit-", "Create") in prefixed
+    with pytest.raises(AclError, match="--output-topic"):
+        acls.role_bindings("replay", settings)
+
+
+def test_the_worker_check_asks_for_the_operations_its_bindings_grant(settings: Settings) -> None:
+    needs = acls.worker_topic_needs(settings)
+    assert needs == {
+        "claim-lines": ["Read", "DescribeConfigs"],
+        "claim-edits": ["Write", "DescribeConfigs"],
+        "claim-lines-dlq": ["Write", "DescribeConfigs"],
+        "se-claim-lines-repartition": ["Create", "Read", "Write", "DescribeConfigs"],
+        "se-members-changelog": ["Create", "Read", "Write", "DescribeConfigs"],
+    }
+
+
+def test_bindings_go_on_the_wire_with_kafkas_codes() -> None:
+    topic = Binding("topic", "se-", "prefixed", "DescribeConfigs")
+    # ResourceType TOPIC=2, PatternType PREFIXED=4, AclOperation DESCRIBE_CONFIGS=10, ALLOW=3
+    assert topic.acl("User:w") == (2, "se-", 4, "User:w", "*", 10, 3)
+    group = Binding("group", "se", "literal", "Read")
+    assert group.acl("User:w") == (3, "se", 3, "User:w", "*", 3, 3)
+    txn = Binding("transactional-id", "se-", "prefixed", "Write")
+    assert txn.acl("User:w")[0] == 5 and txn.acl("User:w")[5] == 4
+
+
+def test_prefixed_bindings_cover_names_that_start_with_them() -> None:
+    binding = Binding("topic", "se-", "prefixed", "Read")
+    assert binding.matches("topic", "se-members-changelog")
+    assert not binding.matches("topic", "claim-lines")
+    assert not binding.matches("group", "se-x")
+    assert Binding("topic", "a", "literal", "Read").matches("topic", "a")
+    assert not Binding("topic", "a", "literal", "Read").matches("topic", "ab")
+
+
+def test_a_principal_must_read_type_colon_name() -> None:
+    assert acls.check_principal("User:alice") == "User:alice"
+    for wrong in ("alice", "User:", ":alice"):
+        with pytest.raises(AclError):
+            acls.check_principal(wrong)
+
+
+def test_kafka_acls_dry_run_prints_the_bindings_without_a_broker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STREAM_EDITS_INPUT_TOPIC", "lines-in")
+    argv = ["kafka", "acls", "--role", "producer", "--principal", "User:feeder", "--dry-run"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "would set 1 ACLs of role producer for User:feeder:"
+    assert out[1].split()[:4] == ["User:feeder", "ALLOW", "Write", "topic:literal:lines-in"]
+
+
+def test_kafka_acls_refuses_a_bad_principal_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["kafka", "acls", "--role", "reader", "--principal", "feeder", "--dry-run"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "stream-edits kafka acls: --principal 'feeder' is not TYPE:NAME, e.g. User:alice\n"
+    )
+
+
+def test_kafka_start_takes_a_security_mode_and_keeps_fresh() -> None:
+    args = cli.build_parser().parse_args(["kafka", "start", "--fresh", "--security", "sasl_ssl"])
+    assert (args.action, args.fresh, args.security) == ("start", True, "sasl_ssl")
+    plain = cli.build_parser().parse_args(["kafka", "start"])
+    assert (plain.fresh, plain.security) == (False, None)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["kafka", "start", "--security", "ssl"])
