@@ -97,6 +97,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return runner.run(settings, args)
 
 
+def _chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_edits.chaos import runner
+
+    return runner.run(settings, args)
+
+
 def _kafka_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start = actions.add_parser("start", help="start the local broker (if not running)")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
@@ -271,6 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", default="", help="py-spy these pipelines while draining")
     bench.add_argument("--keep-topics", action="store_true", help="do not delete bench topics")
     bench.set_defaults(handler=_bench)
+
+    from stream_edits.chaos.options import add_arguments as chaos_arguments
+
+    chaos = sub.add_parser(
+        "chaos",
+        help="fault suite against a broker of its own: kills, rebalances, restores, poison",
+        description="Produce the synthetic workload with poison records through several "
+        "producers into a broker of its own while faults strike (kill -9 of workers and of the "
+        "broker, a second worker joining and leaving, local state deleted or stale from an "
+        "earlier broker, a poison burst); after each, compare the latest decision of every line "
+        "with `stream-edits check` on the same input and require a dead letter for every invalid "
+        "record. Prints a scoreboard; exit 1 when any row has missing or wrong decisions.",
+    )
+    chaos_arguments(chaos)
+    chaos.set_defaults(handler=_chaos)
     return parser
 
 
