@@ -105,14 +105,17 @@ class Checkpoints:
         writes: list[MemberWrite],
         next_offsets: Mapping[TP, int],
         timestamps: Sequence[int] = (),
+        sources: Sequence[TP] | None = None,
     ) -> dict[TP, int]:
         """Send a processed batch's outputs; move the batches before it one step along.
 
         `timestamps` are those of the input records whose decisions are among the outputs (for
-        the latency the observer measures). Returns the input offsets that became committable.
+        the latency the observer measures); `sources`, per output, the consumed partition whose
+        record made it (its transaction under exactly_once). Returns the input offsets that
+        became committable.
         """
         began = time.monotonic()
-        sent = await self._send(outputs)
+        sent = await self._send(outputs, sources)
         checkpoint = _Checkpoint(sent, writes, dict(next_offsets), timestamps, began)
         committable = await self._advance(wait_for_all=False)
         self._delivering.append(checkpoint)
@@ -122,9 +125,9 @@ class Checkpoints:
         """Bring every batch in flight to its end; the input offsets now committable."""
         return await self._advance(wait_for_all=True)
 
-    async def _send(self, messages: Sequence[Message]) -> Sent:
+    async def _send(self, messages: Sequence[Message], sources: Sequence[TP] | None) -> Sent:
         # The producer is the transaction manager under exactly_once: sends stay transactional.
-        return await send(await self.producer(), messages)
+        return await send(await self.producer(), messages, sources)
 
     async def _advance(self, wait_for_all: bool) -> dict[TP, int]:
         committable: dict[TP, int] = {}
@@ -147,7 +150,9 @@ class Checkpoints:
                     if changelog is None
                     else [(changelog, w.key, w.value, w.partition, None) for w in checkpoint.writes]
                 )
-                checkpoint.sent = await self._send(messages)
+                # A member's record belongs to its partition (the partition of its lines).
+                sources = [TP(changelog or "", w.partition) for w in checkpoint.writes]
+                checkpoint.sent = await self._send(messages, sources)
                 self._persisting.append(checkpoint)
             if not wait_for_all:
                 break

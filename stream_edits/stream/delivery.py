@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from faust.types import ProducerT
+from faust.types import TP, ProducerT
 
-from stream_edits.stream.faust_compat import batch_producer
+from stream_edits.stream.faust_compat import batch_producer, is_transaction_manager, transaction_of
 
 # topic, key, value, partition, headers
 Message = tuple[str, bytes | None, bytes | None, int, list[tuple[str, bytes]] | None]
@@ -38,16 +38,37 @@ class Sent:
         return last
 
 
-async def send(producer: ProducerT | AIOKafkaProducer, messages: Sequence[Message]) -> Sent:
-    """Hand messages to the producer in order, without waiting for them to arrive."""
+async def send(
+    producer: ProducerT | AIOKafkaProducer,
+    messages: Sequence[Message],
+    sources: Sequence[TP] | None = None,
+) -> Sent:
+    """Hand messages to the producer in order, without waiting for them to arrive.
+
+    Under exactly_once (`producer` is Faust's transaction manager) each message joins the
+    transaction of its source, the consumed partition whose record made it (`sources`, one per
+    message): the transaction Faust commits that partition's offsets with. Faust itself would
+    pick the transaction of the message's destination partition, which another worker may own
+    (a line forwarded to its member's partition): no such transaction here, and a crash.
+    """
     batching = batch_producer(producer)
     if batching is not None:
         return await _send_batched(batching, messages)
     assert not isinstance(producer, AIOKafkaProducer)  # batch_producer takes those
     sent = Sent()
-    for topic, key, value, partition, headers in messages:  # through Faust: its transactions
-        future = await producer.send(topic, key, value, partition, None, headers)
-        sent.futures.append((asyncio.ensure_future(future), 1))
+    if not is_transaction_manager(producer):  # another transport's producer: Faust's send
+        for topic, key, value, partition, headers in messages:
+            future = await producer.send(topic, key, value, partition, None, headers)
+            sent.futures.append((asyncio.ensure_future(future), 1))
+        return sent
+    assert sources is not None and len(sources) == len(messages), "a source per message"
+    by_source: dict[TP, list[Message]] = {}
+    for message, source in zip(messages, sources, strict=True):
+        by_source.setdefault(source, []).append(message)
+    for source, group in by_source.items():
+        transactional, lock = transaction_of(producer, source)
+        async with lock:  # Faust holds it while it commits and begins the next transaction
+            sent.futures.extend((await _send_batched(transactional, group)).futures)
     return sent
 
 

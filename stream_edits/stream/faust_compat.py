@@ -4,11 +4,13 @@ databases and the aiokafka producer behind Faust's."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer as FaustAIOKafkaProducer
-from faust.types import ProducerT
+from faust.types import TP, ProducerT
 
 
 def partition_database(store: object, partition: int) -> Any | None:
@@ -36,3 +38,30 @@ def batch_producer(producer: ProducerT | AIOKafkaProducer) -> AIOKafkaProducer |
     if isinstance(producer, FaustAIOKafkaProducer):
         return producer._ensure_producer()
     return None
+
+
+def is_transaction_manager(producer: ProducerT) -> bool:
+    """True for Faust's transaction manager (what the app's producer is under exactly_once)."""
+    return isinstance(producer, TransactionManager)
+
+
+def transaction_of(producer: ProducerT, source: TP) -> tuple[AIOKafkaProducer, asyncio.Lock]:
+    """Under exactly_once, the transactional aiokafka producer of the consumed partition
+    `source`, and the lock Faust holds while it commits that transaction and begins the next.
+
+    Faust names a partition's transaction `<app id>-<topic group>-<partition>` and commits the
+    partition's offsets in it; its own `send` picks the transaction from a message's destination
+    instead (faust transport/consumer.py), which breaks for a message sent to a partition of
+    another worker. Appending whole record batches to that producer also keeps the batch path's
+    cost, and takes a record with neither key nor value, which aiokafka's `send` refuses.
+    """
+    if not isinstance(producer, TransactionManager):
+        raise TypeError(f"not Faust's transaction manager: {type(producer).__name__}")
+    group = producer.app.assignor.group_for_topic(source.topic)
+    transactional_id = f"{producer.app.conf.id}-{group}-{source.partition}"
+    faust_producer = producer.producer
+    if not isinstance(faust_producer, FaustAIOKafkaProducer):
+        raise TypeError(f"not Faust's aiokafka producer: {type(faust_producer).__name__}")
+    transactional: AIOKafkaProducer = faust_producer._transaction_producers[transactional_id]
+    lock: asyncio.Lock = faust_producer._trn_locks[transactional_id]
+    return transactional, lock

@@ -131,6 +131,9 @@ class Processor:
         # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
         # a Faust send, and its buffer's flush does not wait for everything).
         self._outbox: list[Message] = []
+        # Per message of the outbox, the consumed partition whose record made it: under
+        # exactly_once a message joins that partition's transaction (see delivery.send).
+        self._sources: list[TP] = []
         self._decided_at = ""  # when the batch in the making started: its decisions' time
         self._timestamps: list[int] = []  # of the batch's records that published decisions
         self.horizon_days = horizon_days
@@ -181,12 +184,13 @@ class Processor:
             if write.value is not None:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)
         outbox, self._outbox = self._outbox, []
+        sources, self._sources = self._sources, []
         timestamps, self._timestamps = self._timestamps, []
         self.stats.batches += 1
         self.observer.batch(
             len(records), self.stats.decisions - decisions, self.stats.dead_letters - dead_letters
         )
-        return await self.checkpoints.begin(outbox, writes, next_offsets, timestamps)
+        return await self.checkpoints.begin(outbox, writes, next_offsets, timestamps, sources)
 
     async def settle(self) -> dict[TP, int]:
         """Bring every batch in flight to its end; the input offsets now safe to commit."""
@@ -245,6 +249,7 @@ class Processor:
         headers = origin_headers(self._origin(record))
         message = (self.topics.repartition, member_id.encode(), record.value, owner, headers)
         self._outbox.append(message)
+        self._sources.append(TP(record.topic, record.partition))
         self.stats.forwarded += 1
 
     @staticmethod
@@ -272,6 +277,7 @@ class Processor:
             timestamp = record.timestamp
         if decisions and timestamp is not None:
             self._timestamps.append(timestamp)
+        consumed = TP(record.topic, record.partition)
         for decision in decisions:
             if decision.line_number != line.line_number or decision.claim_id != line.claim_id:
                 self.stats.revisions += 1
@@ -286,6 +292,7 @@ class Processor:
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
             self._outbox.append((self.topics.output, key, orjson.dumps(value), owner, None))
+            self._sources.append(consumed)
         self.stats.decisions += len(decisions)
 
     def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
@@ -316,6 +323,7 @@ class Processor:
             self.topics.app_id,
         )
         self._outbox.append(message)
+        self._sources.append(TP(record.topic, record.partition))
 
     # -- expiry by stream time ------------------------------------------------------------------
 

@@ -132,3 +132,19 @@ async def test_faust_routes_a_member_key_to_the_partition_placement_gives_it(
         member_id = f"member-{n}-é"
         holder = next(url for url, held in hosts.items() if owner(member_id) in held)
         assert app.router.key_store("members", member_id.encode()) == URL(holder), member_id
+
+
+def test_a_partitions_transaction_is_where_faust_keeps_and_commits_it() -> None:
+    # faust_compat.transaction_of: under exactly_once, sends join the transaction of the
+    # consumed partition, found under the name Faust gives it and its commit uses, and appended
+    # under the lock Faust's commit holds.
+    from faust.assignor.partition_assignor import PartitionAssignor
+    from faust.transport.consumer import TransactionManager
+
+    commit = inspect.getsource(TransactionManager.commit)
+    assert "group_for_topic(tp.topic)" in commit and '"{group_id}-{group}-{tp.partition}"' in commit
+    assert "producer" in inspect.signature(TransactionManager.__init__).parameters
+    commit_all = inspect.getsource(faust_aiokafka.Producer.commit_transactions)
+    assert "self._trn_locks[transactional_id]" in commit_all
+    assert "self._transaction_producers" in inspect.getsource(faust_aiokafka.Producer)
+    assert "group_for_topic" in vars(PartitionAssignor)
