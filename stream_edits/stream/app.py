@@ -91,6 +91,11 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     install_state_healing(app, settings)
+    if settings.processing_guarantee == "exactly_once":
+        log.warning(
+            "exactly_once holds with one worker only: when a second worker leaves, the member "
+            "state it wrote can be missing at the next owner (see README, Processing guarantee)"
+        )
 
     claim_lines = app.topic(settings.input_topic)
     # Lines not on their member's partition travel there through this internal topic (a
@@ -120,6 +125,9 @@ def create_app(settings: Settings) -> faust.App:
         settings.member_state_max_bytes,
         settings.member_cache,
         observer=telemetry,
+        # Under exactly_once a transaction can abort (a rebalance, a stop) after its state was
+        # stored locally: records replayed then publish their decisions again, in the new one.
+        republish_replays=settings.processing_guarantee == "exactly_once",
     )
 
     # Both topics' records reach the decide task a fetch at a time, not through Faust's

@@ -116,11 +116,14 @@ class Processor:
         forward: bool = True,
         publish_from: Mapping[int, int] | None = None,
         observer: BatchObserver | None = None,
+        republish_replays: bool = False,
     ) -> None:
         """`forward` False applies every line where it is read (a replay, which owns every
         partition's state); `publish_from` (partition → offset) decides records before those
         offsets without publishing what they cause (a replay rebuilding state before its
-        window). `observer` measures batches, deliveries and checkpoints."""
+        window). `observer` measures batches, deliveries and checkpoints. `republish_replays`
+        (exactly_once) publishes again what a replayed record published: an aborted transaction
+        takes its outputs back while the local store keeps its state."""
         self.owner = owner_function(partitions)
         self.members = MemberCache(members, self.owner, member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
@@ -140,6 +143,7 @@ class Processor:
         self.member_state_max_bytes = member_state_max_bytes
         self.forward = forward
         self.publish_from = publish_from
+        self.republish_replays = republish_replays
         self._muted = False  # the record being processed publishes nothing (before the window)
         self.stats = Stats()
         self.expiry = ExpiryIndex()
@@ -227,14 +231,15 @@ class Processor:
             self.members.restore(parsed.member_id, snapshot).applied[consumed] = record.offset
             limit = self.member_state_max_bytes
             reason = f"the member's stored state would pass {limit} bytes"
-            if not replayed:
+            if not replayed or self.republish_replays:
                 self.dead_letter(
                     record, Rejection(reason=reason, code=RejectCode.MEMBER_STATE_TOO_LARGE)
                 )
             return
         if replayed and (result.duplicate or result.rejection is not None):
             self.stats.replayed += 1
-            return
+            if not self.republish_replays:
+                return
         if result.rejection is not None:
             self.stats.conflicts += 1
             self.dead_letter(record, result.rejection)
