@@ -219,16 +219,20 @@ class Processor:
         # replayed after a crash, or the same offset of a recreated topic. A replay holds
         # nothing new (its outputs were delivered before its state was stored), so it publishes
         # nothing; new content at an old offset is applied and published like any line.
-        replayed = record.offset <= state.applied.get(consumed, -1)
+        applied = state.applied.get(consumed, -1)
+        replayed = record.offset <= applied
         # A member near the state limit is snapshotted first, so a line that would take its
         # record past the limit can be undone and dead-lettered instead of stopping the stream.
         # A smaller one cannot pass the limit with one line (a line adds a bounded size).
         snapshot = state.to_bytes() if state.size > self.member_state_max_bytes // 4 else None
-        state.applied[consumed] = record.offset
+        # Never lowered: a replayed record must not make the records after it look new.
+        state.applied[consumed] = max(record.offset, applied)
         self.members.mark(parsed.member_id)
         result = decide_line(self.engine, parsed)
         if snapshot is not None and len(state.to_bytes()) > self.member_state_max_bytes:
-            self.members.restore(parsed.member_id, snapshot).applied[consumed] = record.offset
+            self.members.restore(parsed.member_id, snapshot).applied[consumed] = max(
+                record.offset, applied
+            )
             limit = self.member_state_max_bytes
             reason = f"the member's stored state would pass {limit} bytes"
             if not replayed or self.republish_replays:

@@ -107,6 +107,7 @@ def fake_processor(
     partitions: int = 1,
     member_state_max_bytes: int = 1 << 20,
     observer: BatchObserver | None = None,
+    republish_replays: bool = False,
 ) -> Processor:
     """A processor with fakes for the table and producer (one partition unless told)."""
     producer = producer or FakeProducer()
@@ -123,4 +124,5 @@ def fake_processor(
         horizon_days,
         member_state_max_bytes,
         observer=observer,
+        republish_replays=republish_replays,
     )

@@ -115,3 +115,18 @@ async def test_a_failed_delivery_raises_stores_nothing_and_a_replay_decides_the_
     assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
     assert _decisions(producer) == EXPECTED
     assert set(table.data) == STORED
+
+
+@pytest.mark.parametrize("republish", [False, True])
+async def test_replayed_records_publish_again_only_when_told(republish: bool) -> None:
+    """A replay of records the state already holds publishes nothing under at_least_once (their
+    outputs were delivered before the state); under exactly_once an abort may have taken those
+    outputs back, so it publishes the same decisions again."""
+    table = DictTable()
+    first = FakeProducer()
+    await _run(fake_processor(table, producer=first))
+    again = FakeProducer()
+    await _run(fake_processor(table, producer=again, republish_replays=republish))
+    latest = {(c, n): (status, revision) for c, n, status, revision in _decisions(first)}
+    replayed = {(c, n): (status, revision) for c, n, status, revision in _decisions(again)}
+    assert replayed == (latest if republish else {})
