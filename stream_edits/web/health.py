@@ -48,10 +48,11 @@ def add_health(
     """Register `/health/` and `/livez/`; returns the readiness check for other views."""
 
     def reasons() -> list[NotReady]:
-        found = not_ready_reasons(app, watch, assigned)
-        watch.telemetry.ready.set(0 if found else 1)
-        watch.telemetry.recovering.set(1 if app.in_recovery else 0)
-        return found
+        return not_ready_reasons(app, watch, assigned)
+
+    # Read at every scrape of /metrics, not only when someone asks /health/.
+    watch.telemetry.ready.set_function(lambda: 0 if reasons() else 1)
+    watch.telemetry.recovering.set_function(lambda: 1 if app.in_recovery else 0)
 
     @app.page("/health/")
     class Readiness(View):
