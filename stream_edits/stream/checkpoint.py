@@ -145,13 +145,12 @@ class Checkpoints:
                 if checkpoint.timestamps:
                     self.observer.delivered(checkpoint.timestamps)
                 changelog = self.state.changelog_topic
-                messages: list[Message] = (
-                    []
-                    if changelog is None
-                    else [(changelog, w.key, w.value, w.partition, None) for w in checkpoint.writes]
-                )
-                # A member's record belongs to its partition (the partition of its lines).
-                sources = [TP(changelog or "", w.partition) for w in checkpoint.writes]
+                messages: list[Message] = []
+                sources: list[TP] = []  # a member's record belongs to the partition of its lines
+                if changelog is not None:
+                    writes = checkpoint.writes
+                    messages = [(changelog, w.key, w.value, w.partition, None) for w in writes]
+                    sources = [TP(changelog, w.partition) for w in writes]
                 checkpoint.sent = await self._send(messages, sources)
                 self._persisting.append(checkpoint)
             if not wait_for_all:
