@@ -18,7 +18,6 @@ import logging
 import ssl
 import time
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import collect_hosts, create_conn
@@ -35,10 +34,7 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
     UnsupportedSaslMechanismError,
 )
-from aiokafka.protocol.admin import DescribeGroupsRequest_v3
-from aiokafka.protocol.api import Request, Response
 from aiokafka.protocol.metadata import MetadataRequest
-from aiokafka.protocol.types import Array, Bytes, Int16, Int32, Schema, String
 
 from stream_edits.broker import protocol
 from stream_edits.settings import Settings
@@ -229,51 +225,6 @@ async def check_topics(
             raise AccessDenied(_denied(settings, missing, "topic", topic))
 
 
-class _DescribeGroupsResponse_v3(Response):  # type: ignore[misc]  # aiokafka is untyped
-    """aiokafka's DescribeGroupsRequest_v3 expects the v2 response and drops the v3 field."""
-
-    API_KEY = 15
-    API_VERSION = 3
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        (
-            "groups",
-            Array(
-                ("error_code", Int16),
-                ("group", String("utf-8")),
-                ("state", String("utf-8")),
-                ("protocol_type", String("utf-8")),
-                ("protocol", String("utf-8")),
-                (
-                    "members",
-                    Array(
-                        ("member_id", String("utf-8")),
-                        ("client_id", String("utf-8")),
-                        ("client_host", String("utf-8")),
-                        ("member_metadata", Bytes),
-                        ("member_assignment", Bytes),
-                    ),
-                ),
-                ("authorized_operations", Int32),
-            ),
-        ),
-    )
-
-
-class _DescribeGroupsRequest_v3(DescribeGroupsRequest_v3):  # type: ignore[misc]
-    RESPONSE_TYPE = _DescribeGroupsResponse_v3
-
-
-class _GroupOperations(Request[_DescribeGroupsRequest_v3]):  # type: ignore[misc]
-    API_KEY = 15
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-
-    def build(self, request_struct_class: type[Any]) -> Any:
-        return request_struct_class([self.group], True)
-
-
 async def check_group(
     admin: AIOKafkaAdminClient, settings: Settings, group: str, operations: Collection[str]
 ) -> None:
@@ -291,7 +242,7 @@ async def check_group(
                 raise
             await asyncio.sleep(0.2)
     try:
-        response = await admin._client.send(node, _GroupOperations(group))
+        response = await admin._client.send(node, protocol.GroupOperations(group))
     except (NotImplementedError, IncompatibleBrokerVersion):
         return  # a broker older than Kafka 2.3 does not tell
     for code, _, _, _, _, _, bits in response.groups:

@@ -1,7 +1,8 @@
 """Kafka requests aiokafka 0.14 does not send for us, built on its own protocol classes.
 
 aiokafka's admin client has no method for ACLs or SCRAM users, and its Metadata request stops at
-v5, before topics report what the caller may do with them (v8, KIP-430). Everything here goes
+v5, before topics report what the caller may do with them (v8, KIP-430); its DescribeGroups v3
+reads the v2 response, without the group's authorized operations. Everything here goes
 through `AIOKafkaClient.send`, which negotiates the version with the broker like any of
 aiokafka's requests (Kafka 4.4 serves CreateAcls and DescribeAcls v1-3, AlterUserScramCredentials
 v0, Metadata v0-13).
@@ -22,11 +23,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import (
     CreateAclsRequest_v1,
     DescribeAclsRequest_v1,
+    DescribeGroupsRequest_v3,
 )
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
     Array,
     Boolean,
+    Bytes,
     CompactArray,
     CompactBytes,
     CompactString,
@@ -189,7 +192,7 @@ class DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]  # ai
         )
 
 
-# --- Metadata with authorized operations ---------------------------------------------------
+# --- Metadata and DescribeGroups with authorized operations ---------------------------------------
 
 
 class MetadataResponse_v8(Response):  # type: ignore[misc]  # aiokafka is untyped
@@ -255,6 +258,53 @@ class TopicOperations(Request[MetadataRequest_v8]):  # type: ignore[misc]  # aio
 
     def build(self, request_struct_class: type[MetadataRequest_v8]) -> MetadataRequest_v8:
         return request_struct_class(self.topics, False, False, True)
+
+
+class DescribeGroupsResponse_v3(Response):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka's DescribeGroupsRequest_v3 expects the v2 response and drops the v3 field."""
+
+    API_KEY = 15
+    API_VERSION = 3
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "groups",
+            Array(
+                ("error_code", Int16),
+                ("group", String("utf-8")),
+                ("state", String("utf-8")),
+                ("protocol_type", String("utf-8")),
+                ("protocol", String("utf-8")),
+                (
+                    "members",
+                    Array(
+                        ("member_id", String("utf-8")),
+                        ("client_id", String("utf-8")),
+                        ("client_host", String("utf-8")),
+                        ("member_metadata", Bytes),
+                        ("member_assignment", Bytes),
+                    ),
+                ),
+                ("authorized_operations", Int32),
+            ),
+        ),
+    )
+
+
+class DescribeGroupsRequest_v3Operations(DescribeGroupsRequest_v3):  # type: ignore[misc]
+    RESPONSE_TYPE = DescribeGroupsResponse_v3
+
+
+class GroupOperations(Request[DescribeGroupsRequest_v3Operations]):  # type: ignore[misc]
+    """DescribeGroups of one group with what the caller may do with it (v3, KIP-430)."""
+
+    API_KEY = 15
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def build(self, request_struct_class: type[Any]) -> Any:
+        return request_struct_class([self.group], True)
 
 
 def operations_of(bits: int) -> set[str]:
