@@ -34,16 +34,6 @@ class Kind(StrEnum):
 
 VALID = frozenset({Kind.LINE, Kind.UNKNOWN_FIELDS, Kind.BIG_VALID})
 
-# Each slice carries one of each of these (unknown-field lines twice).
-SPRINKLE = (
-    Kind.INVALID_JSON,
-    Kind.INVALID_LINE,
-    Kind.NULL,
-    Kind.EMPTY,
-    Kind.BINARY,
-    Kind.UNKNOWN_FIELDS,
-    Kind.UNKNOWN_FIELDS,
-)
 BURST_SHARE = 0.05  # poison records in the poison step, as a share of its slice's lines
 BURST_KINDS = (
     Kind.INVALID_JSON,
@@ -53,6 +43,8 @@ BURST_KINDS = (
     Kind.BINARY,
     Kind.UNKNOWN_FIELDS,
 )
+# Each slice carries one of each of these (unknown-field lines twice).
+SPRINKLE = (*BURST_KINDS, Kind.UNKNOWN_FIELDS)
 BIG_BINARY_BYTES = 900_000
 BIG_LINE_ROOM = 32 * 1024  # a big valid line stays this far under max.message.bytes
 UNKNOWN_CODES = ("99213", "64461", "64462", "76942", "80053")
