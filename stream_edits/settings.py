@@ -20,72 +20,100 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Configuration of the worker, the CLI and the local broker (env prefix STREAM_EDITS_)."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAM_EDITS_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="STREAM_EDITS_", frozen=True, use_attribute_docstrings=True
+    )
+    # Each field's docstring is its description: docs/operations/configuration.md is generated
+    # from them (scripts/docs_tables.py).
 
     # Kafka connection
     bootstrap_servers: str = "127.0.0.1:9092"
+    """Kafka brokers, comma-separated."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every client connects."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."""
     sasl_username: str | None = None
+    """SASL user name."""
     sasl_password: str | None = None
+    """SASL password."""
     ssl_cafile: Path | None = None
+    """CA bundle for TLS; unset: the system's CAs."""
 
     # Topics (names defined once, here)
     input_topic: str = "claim-lines"
+    """Topic of claim lines in."""
     output_topic: str = "claim-edits"
+    """Topic of decisions out (compacted)."""
     dlq_topic: str = "claim-lines-dlq"
+    """Dead-letter topic."""
     partitions: int = Field(default=4, ge=1)
+    """Partitions of every topic: used by `topics create`, the tables and the start-up check."""
     replication_factor: int = Field(default=1, ge=1)
-    # How long claim-lines keeps records: what a replay can still reach. The default covers the
-    # state horizon (400 days) with a month to spare.
+    """Replication factor of the topics `topics create` makes."""
     input_retention_days: int = Field(default=430, ge=1)
-    # The largest record claim-lines and claim-edits accept (their max.message.bytes). The
-    # dead-letter and repartition topics take this plus HEADER_ROOM_BYTES (a refused or
-    # forwarded record keeps its bytes and gains headers); the producer's requests this plus
-    # twice that room; a member's stored record stays STATE_ROOM_BYTES under it.
+    """How long claim-lines keeps records (what a replay can still reach): the 400-day state
+    horizon with a month to spare."""
     max_message_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    """The largest record claim-lines and claim-edits accept (their max.message.bytes). The
+    dead-letter and repartition topics take this plus 64 KiB (a refused or forwarded record keeps
+    its bytes and gains headers), the producer's requests this plus 128 KiB; a member's stored
+    record stays 16 KiB under it."""
 
     # Faust worker
     app_id: str = "stream-edits"
+    """Consumer group id and prefix of the internal topics."""
     store: str = "rocksdb://"
+    """Faust table store (`memory://` in unit tests)."""
     data_dir: Path = Field(default_factory=lambda: default_home() / "worker")
+    """The worker's local state (RocksDB, start count, cluster id)."""
     web_host: str = "127.0.0.1"
+    """Address of the worker's web server."""
     web_port: int = 6066
-    # The URL other workers reach this one's web server at (Faust's canonical_url, advertised in
-    # the group's assignment for routing look-ups); default http://{web_host}:{web_port}. Set it
-    # when web_host is 0.0.0.0 or not the name other workers resolve.
+    """Port of the worker's web server."""
     web_url: str | None = None
-    # The bearer token of the look-ups (/members/..., /lines/...: protected health information).
-    # Unset, they answer 403 (disabled). At least 16 characters (checked by the worker at start,
-    # stream_edits/web/auth.py, so no error message ever shows it); never logged.
+    """The URL other workers reach this one's web server at (Faust's canonical_url, advertised in
+    the group's assignment for routing look-ups); default http://{web_host}:{web_port}. Set it
+    when web_host is 0.0.0.0 or not the name other workers resolve."""
     web_token: SecretStr | None = None
+    """The bearer token of the look-ups (protected health information). Unset, they answer 403;
+    at least 16 characters (checked at start, so no error message ever shows it); never
+    logged."""
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """at_least_once (any number of workers) or exactly_once (one worker only)."""
     horizon_days: int = Field(default=400, ge=1)
-    # The decide task takes whatever input has queued up, at most batch_max events at a time.
+    """Days a claim entry or patient-day is kept after its last activity (stream time)."""
     batch_max: int = Field(default=2000, ge=1)
-    # Producer linger: sends wait up to this long to fill a batch. The processor appends a whole
-    # batch's messages before it flushes, so its requests are full without waiting.
+    """The most input events the decide task takes at a time (whatever has queued up)."""
     producer_linger_ms: float = Field(default=0.0, ge=0)
-    # Largest record batch per partition in one produce request (Faust's default is 16 KiB: a
-    # batch's decisions then take dozens of sequential requests). Keep under the broker's
-    # message.max.bytes.
+    """How long sends wait to fill a batch. The processor appends a whole batch's messages before
+    it flushes, so its requests are full without waiting."""
     producer_max_batch_bytes: int = Field(default=512 * 1024, ge=1024)
-    # Members whose decoded records stay cached between batches (beyond those with state still
-    # on its way to the changelog). Saves decoding hot members (~7% CPU with the whole bench
-    # population cached) but every cached object lengthens Python's full garbage collections
-    # (122 ms pauses measured with 14k members): 0 keeps tail latency low.
+    """Largest record batch per partition in one produce request (never above
+    max_message_bytes). Faust's default, 16 KiB, takes dozens of sequential requests per
+    batch."""
     member_cache: int = Field(default=0, ge=0)
-    # A killed worker holds its partitions until this times out (Faust's default is 60 s).
+    """Members whose decoded records stay cached between batches. Saves decoding hot members
+    (~7% CPU with the whole bench population cached) but lengthens Python's full garbage
+    collections (122 ms pauses measured with 14k members): 0 keeps tail latency low."""
     session_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a killed worker holds its partitions (Faust's default is 60 s)."""
     rules_dir: Path | None = None
+    """Directory of rule tables with its manifest.toml; unset: the shipped defaults."""
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"
+    """Apache Kafka version of the local broker."""
     kafka_home: Path = Field(default_factory=lambda: default_home() / "kafka")
+    """Where the local broker's Maven jars are cached."""
     kafka_data_dir: Path = Field(default_factory=lambda: default_home() / "kafka-data")
+    """The local broker's data, logs and security files."""
     kafka_port: int = 9092
+    """The local broker's client port."""
     kafka_controller_port: int = 9093
+    """The local broker's KRaft controller port."""
     kafka_heap: str = "-Xms256m -Xmx1g"
+    """JVM heap options of the local broker."""
 
     @property
     def dlq_max_message_bytes(self) -> int:
