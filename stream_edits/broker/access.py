@@ -140,8 +140,8 @@ def explain_cause(error: BaseException, settings: Settings) -> str:
         return f"not authorized: {who} may not do that on the cluster (ClusterAuthorizationFailed)"
     if isinstance(error, OSError):
         return f"cannot reach {target}: {error.strerror or error}"
-    if isinstance(error, KafkaException) and isinstance(error.args[0], LibrdkafkaError):
-        return str(error.args[0].str())  # librdkafka's text, without the code's name
+    if isinstance(error, KafkaException):
+        return kafka_admin.reason(error)  # librdkafka's text, without the code's name
     if isinstance(error, KafkaConfigurationError) and error.args:
         return str(error.args[0])  # ours (a CA file that cannot be read), without the class name
     return str(error)

@@ -207,7 +207,7 @@ async def create(admin_settings: Settings, principal: str, bindings: list[Bindin
         except KafkaException as error:
             if kafka_admin.error_code(error) in kafka_admin.UNREACHABLE:
                 raise kafka_admin.as_aiokafka_error(error) from error
-            reason = error.args[0].str()
+            reason = kafka_admin.reason(error)
             failures.append(f"{binding.operation} on {binding.resource} {binding.name}: {reason}")
     if failures:
         raise AclError("the broker refused: " + "; ".join(failures))

@@ -109,6 +109,13 @@ def error_code(error: BaseException) -> int | None:
     return None
 
 
+def reason(error: KafkaException) -> str:
+    """librdkafka's text of a KafkaException (the broker's message when it sent one)."""
+    if error.args and isinstance(error.args[0], KafkaError):
+        return str(error.args[0].str())
+    return str(error)
+
+
 def as_aiokafka_error(error: BaseException, names: str = "") -> BaseException:
     """An authorization refusal as aiokafka's exception class (with `names`, what was refused);
     an unreachable broker as aiokafka's failed bootstrap (which `explain` probes); else `error`."""

@@ -344,7 +344,7 @@ async def _alter_scram(admin_settings: Settings, user: str, password: str) -> No
     except KafkaException as error:
         if kafka_admin.error_code(error) in kafka_admin.UNREACHABLE:
             raise kafka_admin.as_aiokafka_error(error) from error
-        reason = error.args[0].str()
+        reason = kafka_admin.reason(error)
         raise SecurityError(f"the broker refused user {user}: {reason}") from None
 
 

@@ -186,3 +186,54 @@ def test_the_acl_table_of_the_security_docs_is_the_one_the_code_makes() -> None:
     start = lines.index(table[0])
     assert lines[start : start + len(table)] == table, "\n".join(table)
     assert not lines[start + len(table)].startswith("|")  # no row the code does not make
+
+
+class FakeAclAdmin:
+    """create_acls as confluent-kafka's AdminClient answers it: a future per binding."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+        self.created: list[AclBinding] = []
+
+    def create_acls(self, bindings: list[AclBinding], **options: object) -> dict[object, object]:
+        import concurrent.futures
+
+        futures: dict[object, object] = {}
+        for n, binding in enumerate(bindings):
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+            if self.error is not None and n == 1:
+                future.set_exception(self.error)
+            else:
+                self.created.append(binding)
+                future.set_result(None)
+            futures[binding] = future
+        return futures
+
+
+async def test_create_sends_every_binding_and_names_the_refused_ones(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+    from confluent_kafka import KafkaError, KafkaException
+
+    from stream_edits.broker import kafka_admin
+
+    bindings = acls.role_bindings("reader", settings, group="billing")
+    fine = FakeAclAdmin(None)
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: fine)
+    await acls.create(settings, "User:r", bindings)
+    assert [wire(b)[:4] for b in fine.created] == [
+        (2, "claim-edits", 3, "User:r"),
+        (3, "billing", 3, "User:r"),
+    ]
+
+    refusal = KafkaException(KafkaError(KafkaError.INVALID_REQUEST, "no such principal type"))
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(refusal))
+    with pytest.raises(AclError) as caught:
+        await acls.create(settings, "User:r", bindings)
+    assert str(caught.value) == "the broker refused: Read on group billing: no such principal type"
+
+    away = KafkaException(KafkaError(KafkaError._TRANSPORT))
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(away))
+    with pytest.raises(KafkaConnectionError, match="bootstrap"):  # explain() probes for why
+        await acls.create(settings, "User:r", bindings)
