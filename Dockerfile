@@ -10,6 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stream_edits ./stream_edits
+# stream_edits/contract links here: the topic contract's JSON Schemas ship in the package.
+COPY topics ./topics
 RUN pip install . \
     && useradd --system --create-home --uid 10001 app \
     && mkdir -p /data \

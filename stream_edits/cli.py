@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stream_edits.log_safety import configure_logging
 from stream_edits.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -299,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `stream-edits` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     handler: Handler = args.handler
     try:
         return handler(args, Settings())

@@ -46,6 +46,7 @@ from rocksdict import Rdict
 
 from stream_edits.broker.access import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.broker.admin import TopicsError, create_topics, require_topic
+from stream_edits.log_safety import configure_logging
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.settings import Settings, default_home
 from stream_edits.stream.cache import is_member_key
@@ -446,7 +447,7 @@ def run(settings: Settings, args: Any) -> int:
 
 def _run(settings: Settings, args: Any) -> int:
     # Refused lines are counted in the summary and kept on <output>-dlq: no line each here.
-    logging.getLogger("stream_edits.stream.processor").setLevel(logging.ERROR)
+    configure_logging(quiet={"stream_edits.stream.processor": logging.ERROR})
     if args.output_topic in (settings.output_topic, settings.input_topic, settings.dlq_topic):
         raise ReplayError(f"--output-topic {args.output_topic} is a live topic: name another")
     if args.source:

@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     """SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."""
     sasl_username: str | None = None
     """SASL user name."""
-    sasl_password: str | None = None
-    """SASL password."""
+    sasl_password: SecretStr | None = None
+    """SASL password (never logged nor shown in an error)."""
     ssl_cafile: Path | None = None
     """CA bundle for TLS; unset: the system's CAs."""
 

@@ -19,7 +19,11 @@ from pydantic import BaseModel
 from stream_edits.models import ClaimLineEvent, DeadLetterHeaders, Decision
 from stream_edits.settings import Settings
 
+# The contract's source checkout: the top-level topics/ directory (what `main` writes).
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "topics"
+# The same files as installed with the package (stream_edits/contract links to topics/ and the
+# wheel carries copies): what a consumer of an installed wheel reads.
+PACKAGED_CONTRACT_DIR = Path(__file__).parent / "contract"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DAY_MS = 24 * 3600 * 1000
 
@@ -173,7 +177,8 @@ def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.sasl_mechanism is not None:
         kwargs["sasl_mechanism"] = settings.sasl_mechanism
         kwargs["sasl_plain_username"] = settings.sasl_username
-        kwargs["sasl_plain_password"] = settings.sasl_password
+        password = settings.sasl_password
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         # Imported here so the contract above loads without the Kafka client.
         from aiokafka.errors import KafkaConfigurationError

@@ -4,10 +4,11 @@ another protocol, an ACL missing.
 aiokafka reports every failed bootstrap as `KafkaConnectionError: Unable to bootstrap from
 [...]` and logs the cause (a refused SCRAM login, a certificate, a closed connection) on a line
 of its own. `explain` turns an error into the sentence an operator needs; for a failed bootstrap
-it opens one connection of its own, within a few seconds, to learn the cause. `check_topics` and
-`check_group` ask the broker, before a command starts, what the principal may do with the
-topics and group it needs (Kafka's authorized operations, KIP-430), so a missing ACL is named,
-with the operation, instead of surfacing later as a retry loop or a topic that "does not exist".
+it opens one connection of its own, within a few seconds, to learn the cause (confluent-kafka's
+refusals are read the same way). `check_topics` and `check_group` ask the broker, through
+confluent-kafka's AdminClient, before a command starts, what the principal may do with the topics
+and group it needs (Kafka's authorized operations, KIP-430), so a missing ACL is named, with the
+operation, instead of surfacing later as a retry loop or a topic that "does not exist".
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ import ssl
 import time
 from collections.abc import Collection, Iterator, Mapping
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
-    GroupCoordinatorNotAvailableError,
-    IncompatibleBrokerVersion,
     KafkaConfigurationError,
     KafkaConnectionError,
     KafkaError,
@@ -35,14 +33,23 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 from aiokafka.protocol.metadata import MetadataRequest
+from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient
 
-from stream_edits.broker import protocol
+from stream_edits.broker import kafka_admin
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
 PROBE_TIMEOUT_S = 5.0
-COORDINATOR_WAIT_S = 10.0
-TOPIC_AUTHORIZATION_FAILED = TopicAuthorizationFailedError.errno
+COORDINATOR_WAIT_S = 10.0  # the first group of a new cluster waits for __consumer_offsets
+COORDINATOR_PENDING = frozenset(
+    {
+        LibrdkafkaError.NOT_COORDINATOR,
+        LibrdkafkaError.COORDINATOR_NOT_AVAILABLE,
+        LibrdkafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 # aiokafka's bootstrap logs these (with the cause as an argument) before it raises.
 BOOTSTRAP_LOGS = ('Unable connect to "%s:%s": %s', 'Unable to request metadata from "%s:%s": %s')
 TLS = ("SSL", "SASL_SSL")
@@ -69,6 +76,7 @@ def _listener(settings: Settings) -> str:
 def explain(error: BaseException, settings: Settings) -> str:
     """One line saying what went wrong and what to check; for a failed bootstrap it connects once
     more (at most PROBE_TIMEOUT_S) to find the cause. Call it outside a running event loop."""
+    error = kafka_admin.as_aiokafka_error(error)
     if isinstance(error, KafkaConnectionError) and "bootstrap" in str(error):
         cause = asyncio.run(probe(settings))
         if cause is not None:
@@ -132,6 +140,8 @@ def explain_cause(error: BaseException, settings: Settings) -> str:
         return f"not authorized: {who} may not do that on the cluster (ClusterAuthorizationFailed)"
     if isinstance(error, OSError):
         return f"cannot reach {target}: {error.strerror or error}"
+    if isinstance(error, KafkaException):
+        return kafka_admin.reason(error)  # librdkafka's text, without the code's name
     if isinstance(error, KafkaConfigurationError) and error.args:
         return str(error.args[0])  # ours (a CA file that cannot be read), without the class name
     return str(error)
@@ -198,57 +208,65 @@ def quiet_bootstrap_errors() -> Iterator[None]:
 
 
 def _denied(settings: Settings, operations: Collection[str], kind: str, name: str) -> str:
-    ops = ", ".join(sorted(operations, key=list(protocol.OPERATIONS).index))
+    ops = ", ".join(sorted(operations, key=list(kafka_admin.OPERATIONS).index))
     return f"not authorized: {principal(settings)} may not {ops} {kind} {name}"
 
 
+def _missing(operations: Collection[str], granted: set[str] | None) -> set[str]:
+    """The operations not granted (none when the broker did not tell)."""
+    return set() if granted is None else set(operations) - granted
+
+
 async def check_topics(
-    admin: AIOKafkaAdminClient, settings: Settings, needs: Mapping[str, Collection[str]]
+    admin: AdminClient, settings: Settings, needs: Mapping[str, Collection[str]]
 ) -> None:
     """AccessDenied naming the first topic (in `needs` order) and the operations the principal
-    may not do with it. Topics that do not exist are left to the caller. One Metadata request."""
+    may not do with it. Topics that do not exist are left to the caller. One Metadata request
+    (never one that creates a topic)."""
     if not needs:
         return
-    try:
-        response = await protocol.send(admin, protocol.TopicOperations(list(needs)))
-    except (NotImplementedError, IncompatibleBrokerVersion):
-        return  # a broker older than Kafka 2.3 does not tell; the command finds out later
-    found = {t[1]: (t[0], t[-1]) for t in response.topics}
+    futures = admin.describe_topics(
+        TopicCollection(list(needs)),
+        include_authorized_operations=True,
+        request_timeout=kafka_admin.REQUEST_TIMEOUT_S,
+    )
     for topic, operations in needs.items():
-        code, bits = found.get(topic, (0, protocol.OPERATIONS_UNKNOWN))
-        if code == TOPIC_AUTHORIZATION_FAILED:
-            raise AccessDenied(_denied(settings, operations, "topic", topic))
-        if code or bits == protocol.OPERATIONS_UNKNOWN:
-            continue  # missing (the caller says so), or a broker that does not tell
-        missing = set(operations) - protocol.operations_of(bits)
+        try:
+            description = await kafka_admin.resolved(futures[topic])
+        except KafkaException as error:
+            code = kafka_admin.error_code(error)
+            if code == LibrdkafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise AccessDenied(_denied(settings, operations, "topic", topic)) from None
+            if code == LibrdkafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue  # the caller says so
+            raise kafka_admin.as_aiokafka_error(error, topic) from error
+        granted = kafka_admin.operation_names(description.authorized_operations)
+        missing = _missing(operations, granted)
         if missing:
             raise AccessDenied(_denied(settings, missing, "topic", topic))
 
 
 async def check_group(
-    admin: AIOKafkaAdminClient, settings: Settings, group: str, operations: Collection[str]
+    admin: AdminClient, settings: Settings, group: str, operations: Collection[str]
 ) -> None:
     """AccessDenied unless the principal may do `operations` with consumer group `group`."""
     deadline = time.monotonic() + COORDINATOR_WAIT_S
     while True:
+        future = admin.describe_consumer_groups(
+            [group], include_authorized_operations=True, request_timeout=COORDINATOR_WAIT_S
+        )[group]
         try:
-            node = await admin.find_coordinator(group)
+            description = await kafka_admin.resolved(future)
             break
-        except GroupAuthorizationFailedError as error:
-            raise AccessDenied(_denied(settings, operations, "group", group)) from error
-        except GroupCoordinatorNotAvailableError:
-            # The first group of a new cluster waits for __consumer_offsets to be created.
-            if time.monotonic() > deadline:
-                raise
+        except KafkaException as error:
+            code = kafka_admin.error_code(error)
+            if code == LibrdkafkaError.GROUP_AUTHORIZATION_FAILED:
+                raise AccessDenied(_denied(settings, operations, "group", group)) from None
+            if code == LibrdkafkaError.GROUP_ID_NOT_FOUND:
+                return  # a broker that describes no group before it exists; the consumer tells
+            if code not in COORDINATOR_PENDING or time.monotonic() > deadline:
+                raise kafka_admin.as_aiokafka_error(error, group) from error
             await asyncio.sleep(0.2)
-    try:
-        response = await admin._client.send(node, protocol.GroupOperations(group))
-    except (NotImplementedError, IncompatibleBrokerVersion):
-        return  # a broker older than Kafka 2.3 does not tell
-    for code, _, _, _, _, _, bits in response.groups:
-        if code == GroupAuthorizationFailedError.errno:
-            raise AccessDenied(_denied(settings, operations, "group", group))
-        if code == 0 and bits != protocol.OPERATIONS_UNKNOWN:
-            missing = set(operations) - protocol.operations_of(bits)
-            if missing:
-                raise AccessDenied(_denied(settings, missing, "group", group))
+    missing = _missing(operations, kafka_admin.operation_names(description.authorized_operations))
+    if missing:
+        raise AccessDenied(_denied(settings, missing, "group", group))

@@ -2,7 +2,7 @@
 
 One definition serves three purposes: `stream-edits kafka acls --role ROLE --principal P` creates
 these bindings, the worker's start-up check asks the broker for exactly these operations, and
-the README's table lists them.
+docs/security.md lists them (a test checks its table against this module).
 
 Implied operations (Kafka's rules): Read, Write, Delete and Alter imply Describe; AlterConfigs
 implies DescribeConfigs. Create implies nothing, so whoever creates a topic and then waits to see
@@ -17,16 +17,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import for_code
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AclBinding, AclPermissionType, ResourcePatternType, ResourceType
 
-from stream_edits.broker import protocol
+from stream_edits.broker import kafka_admin
 from stream_edits.settings import Settings
-from stream_edits.topics import kafka_client_kwargs
 
 Role = Literal["worker", "producer", "reader", "replay", "admin"]
 ROLES: tuple[Role, ...] = ("worker", "producer", "reader", "replay", "admin")
-REQUEST_TIMEOUT_S = 15.0
+REQUEST_TIMEOUT_S = kafka_admin.REQUEST_TIMEOUT_S
+RESOURCE_TYPES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "cluster": ResourceType.BROKER,  # Kafka's CLUSTER resource (librdkafka names it BROKER)
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+}
+PATTERN_TYPES = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
 
 
 class AclError(Exception):
@@ -49,15 +55,16 @@ class Binding:
             return False
         return name == self.name if self.pattern == "literal" else name.startswith(self.name)
 
-    def acl(self, principal: str) -> protocol.AclTuple:
-        return (
-            protocol.RESOURCE_TYPES[self.resource],
+    def acl(self, principal: str) -> AclBinding:
+        """This binding for `principal`, as the AdminClient creates it."""
+        return AclBinding(
+            RESOURCE_TYPES[self.resource],
             self.name,
-            protocol.PATTERN_TYPES[self.pattern],
+            PATTERN_TYPES[self.pattern],
             principal,
             "*",
-            protocol.OPERATIONS[self.operation],
-            protocol.ALLOW,
+            kafka_admin.OPERATIONS[self.operation],
+            AclPermissionType.ALLOW,
         )
 
 
@@ -90,9 +97,15 @@ def role_bindings(
     internal = f"{s.app_id}-"  # the repartition topic, the changelog, Faust's leader topic
     bindings: list[Binding] = []
     if role == "worker":
-        bindings += _each("topic", s.input_topic, "literal", ["Read", "DescribeConfigs"], "input")
-        for topic in (s.output_topic, s.dlq_topic):
-            bindings += _each("topic", topic, "literal", ["Write", "DescribeConfigs"], "output")
+        bindings += _each(
+            "topic",
+            s.input_topic,
+            "literal",
+            ["Read", "DescribeConfigs"],
+            "its input; the start-up check reads max.message.bytes",
+        )
+        for topic, what in ((s.output_topic, "decisions"), (s.dlq_topic, "dead letters")):
+            bindings += _each("topic", topic, "literal", ["Write", "DescribeConfigs"], what)
         bindings += _each(
             "topic",
             internal,
@@ -100,25 +113,39 @@ def role_bindings(
             ["Create", "Read", "Write", "DescribeConfigs"],
             "internal topics: repartition, changelog, Faust's leader topic",
         )
-        bindings += _each("group", s.app_id, "literal", ["Read"], "its consumer group")
+        bindings += _each(
+            "group", s.app_id, "literal", ["Read"], "its consumer group (commits, lag)"
+        )
         if s.processing_guarantee == "exactly_once":
             bindings += _each(
                 "transactional-id",
                 internal,
                 "prefixed",
                 ["Write"],
-                "exactly_once: Faust's transactional ids <app_id>-<group>-<partition>",
+                "exactly_once: Faust's transactional ids, app id - group - partition",
             )
     elif role == "producer":
-        bindings += _each("topic", s.input_topic, "literal", ["Write"], "claim lines in")
+        bindings += _each(
+            "topic",
+            s.input_topic,
+            "literal",
+            ["Write"],
+            "claim lines in (idempotent: Write on the topic is enough since Kafka 3.0)",
+        )
     elif role == "reader":
-        bindings += _each("topic", s.output_topic, "literal", ["Read"], "decisions")
+        bindings += _each(
+            "topic", s.output_topic, "literal", ["Read"], "decisions (tail, reconcile: no group)"
+        )
         if group is not None:
-            bindings += _each("group", group, "literal", ["Read"], "its consumer group")
+            bindings += _each(
+                "group", group, "literal", ["Read"], "--group: a consumer of its own that commits"
+            )
     elif role == "replay":
         if output_topic is None:
             raise AclError("--role replay needs --output-topic (the replay's own output)")
-        bindings += _each("topic", s.input_topic, "literal", ["Read"], "history")
+        bindings += _each(
+            "topic", s.input_topic, "literal", ["Read"], "history (no group: commits nothing)"
+        )
         outputs = [output_topic] if prefixed else [output_topic, f"{output_topic}-dlq"]
         for topic in outputs:
             bindings += _each(
@@ -130,7 +157,13 @@ def role_bindings(
             )
     elif role == "admin":
         for topic in (s.input_topic, s.output_topic, s.dlq_topic):
-            bindings += _each("topic", topic, "literal", ["Create", "Describe"], "topics create")
+            bindings += _each(
+                "topic",
+                topic,
+                "literal",
+                ["Create", "Describe"],
+                "topics create (Create does not imply Describe; it waits to see them)",
+            )
     else:
         raise AclError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     return bindings
@@ -164,22 +197,20 @@ def render(bindings: Iterable[Binding], principal: str) -> list[str]:
 
 async def create(admin_settings: Settings, principal: str, bindings: list[Binding]) -> None:
     """Create `bindings` for `principal` in one request (existing ones stay as they are)."""
-    admin = AIOKafkaAdminClient(
-        **kafka_client_kwargs(admin_settings), request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000)
-    )
-    await asyncio.wait_for(admin.start(), REQUEST_TIMEOUT_S)
-    try:
-        request = protocol.CreateAcls([b.acl(principal) for b in bindings])
-        response = await asyncio.wait_for(protocol.send(admin, request), REQUEST_TIMEOUT_S)
-    finally:
-        await admin.close()
-    failures = [
-        f"{b.operation} on {b.resource} {b.name}: {for_code(code).message} {message or ''}"
-        for b, (code, message) in zip(bindings, response.creation_responses, strict=True)
-        if code
-    ]
+    admin = kafka_admin.admin_client(admin_settings)
+    acls = [b.acl(principal) for b in bindings]
+    futures = admin.create_acls(acls, request_timeout=REQUEST_TIMEOUT_S)
+    failures = []
+    for binding, acl in zip(bindings, acls, strict=True):
+        try:
+            await kafka_admin.resolved(futures[acl])
+        except KafkaException as error:
+            if kafka_admin.error_code(error) in kafka_admin.UNREACHABLE:
+                raise kafka_admin.as_aiokafka_error(error) from error
+            reason = kafka_admin.reason(error)
+            failures.append(f"{binding.operation} on {binding.resource} {binding.name}: {reason}")
     if failures:
-        raise AclError("the broker refused: " + "; ".join(f.strip() for f in failures))
+        raise AclError("the broker refused: " + "; ".join(failures))
 
 
 def check_principal(principal: str) -> str:

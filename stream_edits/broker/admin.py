@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from stream_edits.broker.access import check_topics, explain, quiet_bootstrap_errors
+from stream_edits.broker.kafka_admin import admin_client
 from stream_edits.settings import Settings
 from stream_edits.topics import TopicSpec, kafka_client_kwargs, topic_specs
 
@@ -116,7 +117,7 @@ async def require_topic(settings: Settings, topic: str, operation: str = "Descri
     await admin.start()
     try:
         # First: a topic the principal may not Describe is missing from the list below.
-        await check_topics(admin, settings, {topic: [operation]})
+        await check_topics(admin_client(settings), settings, {topic: [operation]})
         count = (await partition_counts(admin)).get(topic)
     finally:
         await admin.close()

@@ -8,7 +8,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import logging
 import os
 import re
 import shlex
@@ -26,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stream_edits.log_safety import silenced
 from stream_edits.settings import Settings
 
 if TYPE_CHECKING:
@@ -433,15 +433,11 @@ def broker_answers(
 ) -> dict[str, Any] | None:
     """The cluster description when a broker answers at bootstrap, else None. `client`: more
     aiokafka connection arguments (security), as `topics.kafka_client_kwargs` makes them."""
-    quiet = logging.getLogger("aiokafka")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # refused connections while it starts are expected
     try:
-        return _describe_cluster(bootstrap, timeout_s, client)
+        with silenced("aiokafka"):  # refused connections while it starts are expected
+            return _describe_cluster(bootstrap, timeout_s, client)
     except Exception:  # any failure means "not answering yet"
         return None
-    finally:
-        quiet.setLevel(level)
 
 
 def _read_log(path: Path) -> str:

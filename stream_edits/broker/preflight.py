@@ -16,6 +16,7 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from stream_edits.broker import access
 from stream_edits.broker.admin import partition_counts, wait_visible
+from stream_edits.broker.kafka_admin import admin_client
 from stream_edits.settings import HEADER_ROOM_BYTES, Settings
 from stream_edits.topics import kafka_client_kwargs
 
@@ -36,7 +37,7 @@ async def check_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
-        await _check_access(admin, settings)
+        await _check_access(settings)
         counts = await partition_counts(admin)
         _check_counts(settings, counts)
         await _create_internal(admin, settings, counts)
@@ -58,11 +59,12 @@ async def check_topics(settings: Settings) -> None:
         await admin.close()
 
 
-async def _check_access(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+async def _check_access(settings: Settings) -> None:
     """PreflightError naming a topic or the group and the operation the worker's principal may
     not do (a broker without an authorizer allows everything)."""
     from stream_edits.broker.acls import worker_topic_needs
 
+    admin = admin_client(settings)
     try:
         await access.check_topics(admin, settings, worker_topic_needs(settings))
         await access.check_group(admin, settings, settings.app_id, ["Read"])

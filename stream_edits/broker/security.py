@@ -27,6 +27,8 @@ handed to `kafka-storage format` as salt and salted password, never on a command
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import re
 import secrets
@@ -37,10 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from stream_edits.broker import protocol, tls
+from pydantic import SecretStr
+
+from stream_edits.broker import tls
 from stream_edits.settings import Settings
 
 if TYPE_CHECKING:
+    from confluent_kafka.admin import UserScramCredentialUpsertion
+
     from stream_edits.broker.local import BrokerPaths
 
 Mode = Literal["plaintext", "sasl_ssl"]
@@ -50,6 +56,8 @@ BROKER_USER = "kafka-broker"
 ADMIN_USER = "admin"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 REQUEST_TIMEOUT_S = 15.0
+SCRAM_DIGESTS = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+SCRAM_ITERATIONS = 8192  # Kafka's default; it accepts 4096 to 16384
 # SCRAM user names: no ',' or '=' (SCRAM escapes them, kafka-storage's --add-scram cannot).
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -99,6 +107,42 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
+# --- SCRAM ----------------------------------------------------------------------------------
+
+
+def salted_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
+    """SCRAM's SaltedPassword (RFC 5802: Hi(password, salt, i), i.e. PBKDF2-HMAC). Brokers keep
+    keys derived from it; the password itself never leaves the machine that chose it."""
+    return hashlib.pbkdf2_hmac(SCRAM_DIGESTS[mechanism], password.encode(), salt, iterations)
+
+
+def storage_scram_argument(
+    mechanism: str, name: str, password: str, salt: bytes | None = None
+) -> str:
+    """`kafka-storage format --add-scram` for a user, given as salt and salted password: the
+    password does not appear on the command line (which `ps` shows to every local user)."""
+    salt = salt or secrets.token_bytes(32)
+    salted = salted_password(mechanism, password, salt, SCRAM_ITERATIONS)
+    b64 = base64.b64encode
+    return (
+        f"{mechanism}=[name={name},iterations={SCRAM_ITERATIONS},"
+        f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]'
+    )
+
+
+def scram_upsertion(name: str, mechanism: str, password: str) -> UserScramCredentialUpsertion:
+    """Create or replace user `name`'s SCRAM credential (AlterUserScramCredentials); the
+    AdminClient salts and hashes the password before it is sent."""
+    from confluent_kafka.admin import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    info = ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], SCRAM_ITERATIONS)
+    return UserScramCredentialUpsertion(name, info, password.encode())
+
+
 # --- users' settings files -----------------------------------------------------------------
 
 
@@ -139,7 +183,7 @@ def user_settings(settings: Settings, env: Mapping[str, str]) -> Settings:
             "security_protocol": env["STREAM_EDITS_SECURITY_PROTOCOL"],
             "sasl_mechanism": env["STREAM_EDITS_SASL_MECHANISM"],
             "sasl_username": env["STREAM_EDITS_SASL_USERNAME"],
-            "sasl_password": env["STREAM_EDITS_SASL_PASSWORD"],
+            "sasl_password": SecretStr(env["STREAM_EDITS_SASL_PASSWORD"]),
             "ssl_cafile": Path(env["STREAM_EDITS_SSL_CAFILE"]),
         }
     )
@@ -232,7 +276,7 @@ def prepare(settings: Settings, paths: BrokerPaths) -> BrokerSecurity:
         files.ca.write_bytes(issued.ca_pem)  # public: what clients trust
     passwords = {user: _password_of(files, settings, user) for user in (BROKER_USER, ADMIN_USER)}
     scram = [
-        protocol.storage_scram_argument(MECHANISM, user, password)
+        storage_scram_argument(MECHANISM, user, password)
         for user, password in passwords.items()
     ]
     admin = user_settings(settings, read_env(files.env_file(ADMIN_USER)))
@@ -287,26 +331,21 @@ def render_properties(
 
 
 async def _alter_scram(admin_settings: Settings, user: str, password: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import for_code
+    from confluent_kafka import KafkaException
 
-    from stream_edits.topics import kafka_client_kwargs
+    from stream_edits.broker import kafka_admin
 
-    admin = AIOKafkaAdminClient(
-        **kafka_client_kwargs(admin_settings), request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000)
+    admin = kafka_admin.admin_client(admin_settings)
+    futures = admin.alter_user_scram_credentials(
+        [scram_upsertion(user, MECHANISM, password)], request_timeout=REQUEST_TIMEOUT_S
     )
-    await asyncio.wait_for(admin.start(), REQUEST_TIMEOUT_S)
     try:
-        response = await asyncio.wait_for(
-            protocol.send(admin, protocol.AlterUserScramCredentials([(user, MECHANISM, password)])),
-            REQUEST_TIMEOUT_S,
-        )
-    finally:
-        await admin.close()
-    for name, code, message, _ in response.results:
-        if code:
-            error = for_code(code)
-            raise SecurityError(f"the broker refused user {name}: {error.message}: {message}")
+        await kafka_admin.resolved(futures[user])
+    except KafkaException as error:
+        if kafka_admin.error_code(error) in kafka_admin.UNREACHABLE:
+            raise kafka_admin.as_aiokafka_error(error) from error
+        reason = kafka_admin.reason(error)
+        raise SecurityError(f"the broker refused user {user}: {reason}") from None
 
 
 def add_user(settings: Settings, name: str) -> Path:

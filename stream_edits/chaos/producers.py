@@ -163,9 +163,11 @@ class LibrdkafkaProducer:
     async def start(self) -> None:
         from confluent_kafka import Producer as Rdkafka
 
+        from stream_edits.broker.kafka_admin import client_config
+
         self.producer = Rdkafka(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **client_config(self.settings),
                 "acks": "all",
                 "linger.ms": 5,
                 "message.max.bytes": self.settings.producer_max_request_bytes,

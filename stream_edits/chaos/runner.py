@@ -66,6 +66,7 @@ from stream_edits.chaos.verify import (
     expected_verdicts,
     score,
 )
+from stream_edits.log_safety import configure_logging
 from stream_edits.produce import ProgressBar, publish
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
@@ -420,7 +421,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     run_config = run_settings(settings, workdir, config.partitions)
     _terminate_on_sigterm()
     # The clients' connection errors while the broker is killed are the fault, not news.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    configure_logging(quiet={"aiokafka": logging.CRITICAL})
     _say(f"{command_line(config)}; broker on {run_config.bootstrap_servers}, files in {workdir}")
     chaos = Chaos(config, run_config, workdir)
     _say(

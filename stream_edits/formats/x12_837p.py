@@ -11,7 +11,6 @@ the claims under it. Positions count segments from the start of the file, ISA = 
 from __future__ import annotations
 
 import io
-import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pyx12.segment
 import pyx12.x12context
 
 from stream_edits.formats.result import Conversion, UnreadableInput, validate_event
+from stream_edits.log_safety import configure_logging
 from stream_edits.models import ClaimFrequency, ClaimLineEvent, FieldError
 
 IMPLEMENTATION = "005010X222A1"
@@ -133,8 +133,9 @@ def events_from_837p(text: str, received_at: datetime | None = None) -> Conversi
 def _read(text: str) -> tuple[list[_Segment], _Problems]:
     """Every segment in its envelope and loop, and what pyx12 found wrong with them."""
     # pyx12 logs each finding (at ERROR, with the element's value): they are reported per claim
-    # instead, so its loggers ("pyx12" and the ones under it) stay silent.
-    logging.getLogger("pyx12").setLevel(logging.CRITICAL + 1)
+    # instead, so its loggers stay silent (log_safety.QUIET_LOGGERS), here too when the reader
+    # is used as a library.
+    configure_logging()
     errh = pyx12.error_handler.err_handler()
     segments: list[_Segment] = []
     problems = _Problems()

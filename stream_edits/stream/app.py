@@ -13,13 +13,12 @@ from aiokafka.helpers import create_ssl_context
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from stream_edits.log_safety import exception_summary, hold_chatty_loggers
+from stream_edits.log_safety import configure_logging, exception_summary
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.stream.broker_watch import BrokerWatch
 from stream_edits.stream.cache import FaustMemberTable
 from stream_edits.stream.inbox import Inbox
-from stream_edits.stream.outage_log import quiet_outages
 from stream_edits.stream.processor import Processor, Topics
 from stream_edits.stream.state_healing import install_state_healing
 from stream_edits.stream.telemetry import Telemetry
@@ -38,6 +37,7 @@ log = logging.getLogger(__name__)
 # gain nothing from it (and measured a worse p99 at 5,000 lines/s).
 PIPELINE_MIN_RECORDS = 500
 
+
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for SASL and/or TLS, from settings."""
     context = (
@@ -48,7 +48,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,
-            password=settings.sasl_password,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
             mechanism=settings.sasl_mechanism or "PLAIN",
             ssl_context=context,
         )
@@ -60,7 +60,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 def create_app(settings: Settings) -> faust.App:
     """Build the stream processor. Rules are loaded (and validated) here, before any consuming."""
     rules = load_rules(settings.rules_dir)
-    hold_chatty_loggers()
+    configure_logging()  # from here on; the broker watch makes it again once the worker runs
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
@@ -164,10 +164,6 @@ def create_app(settings: Settings) -> faust.App:
     def forget_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         processor.forget_assignment()
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def quiet_chatty_loggers() -> None:
-        hold_chatty_loggers()  # again: the worker's logging set-up ran after create_app
-
     # -- web views (stream_edits/web/) --
     def assigned() -> set[TP]:
         """The consumed partitions this worker holds."""
@@ -183,6 +179,8 @@ def create_app(settings: Settings) -> faust.App:
         except ConsumerNotStarted:
             return {}
 
+    # Reachability for /health/, the outage log (a broker outage logs a few lines a minute, not
+    # 75 a second) and lag: one watch, one task.
     watch = BrokerWatch(settings, telemetry, assigned, processed)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -195,6 +193,4 @@ def create_app(settings: Settings) -> faust.App:
     add_stats(app, settings, rules.version, lambda: processor.stats, telemetry, readiness)
     add_dashboard(app)  # the operator page at /, polling /stats/
     add_lookups(app, settings, rules, members)  # PHI look-ups, guarded by STREAM_EDITS_WEB_TOKEN
-
-    quiet_outages(app, settings)  # a broker outage logs a few lines a minute, not 75 a second
     return app

@@ -1,4 +1,6 @@
-"""Asks the broker, every few seconds, whether it answers and how far this worker is behind.
+"""The worker's one broker watch: every few seconds a round trip to the broker says whether it
+answers (readiness, `/health/`), ends the quiet outage log (outage_log.py) and measures how far
+this worker is behind (lag).
 
 Lag is read from the broker, never inferred from what the worker saw: per assigned partition of
 the consumed topics, records = the partition's end offset minus the position, and seconds = the
@@ -19,7 +21,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from stream_edits.log_safety import configure_logging
 from stream_edits.settings import Settings
+from stream_edits.stream.outage_log import Outage, OutageFilter
 from stream_edits.stream.telemetry import PartitionLag, Telemetry
 from stream_edits.topics import kafka_client_kwargs
 
@@ -31,7 +35,7 @@ FETCH_BYTES = 64 * 1024  # enough for one record's timestamp (the broker returns
 
 
 class BrokerWatch:
-    """Reachability and lag, refreshed by `run` (a task of the worker)."""
+    """Reachability, the outage log and lag, refreshed by `run` (the worker's task)."""
 
     def __init__(
         self,
@@ -53,11 +57,15 @@ class BrokerWatch:
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
         self._ages: dict[TopicPartition, float] = {}
+        self.outage_filter = OutageFilter(Outage(settings.bootstrap_servers))
 
     async def run(self) -> None:
-        """Probe forever, every PROBE_EVERY_S."""
+        """Probe forever, every PROBE_EVERY_S. The logging set-up (with the outage filter on the
+        root handlers) is made again before each probe: Faust's worker sets up logging after the
+        app's tasks are declared, and may replace the handlers."""
         try:
             while True:
+                configure_logging(filters=[self.outage_filter])
                 await self.probe()
                 await asyncio.sleep(PROBE_EVERY_S)
         finally:
@@ -76,6 +84,8 @@ class BrokerWatch:
         self.reachable = reachable
         self.probes += 1
         self.telemetry.broker_reachable.set(1 if reachable else 0)
+        if reachable:
+            self.outage_filter.broker_answered(self.clock())
 
     async def _probe(self) -> None:
         admin, reader = await self._clients()

@@ -4,38 +4,25 @@ While Kafka is away, aiokafka logs every failed retry of the worker's clients at
 metadata refresh ("Unable connect to node ...", "Unable to update metadata ..."), the fetcher
 ("Failed fetch messages ...") and the group coordinator ("Group Coordinator Request failed ...").
 `OutageFilter`, on the root handlers, turns those into one warning when the broker goes away, at
-most one a minute while it stays away, and one when it answers again: `watch_broker` learns that
-from a real Kafka round trip (a Metadata request on a connection of its own) once the clients
-have been quiet for a while. The lines name exception classes only, never a message text, so no
-member, claim or group member id reaches the log. Every other record passes untouched.
+most one a minute while it stays away, and one when it answers again: the worker's broker watch
+(broker_watch.py) tells it from a real Kafka round trip once the clients have been quiet for a
+while. The lines name exception classes only, never a message text, so no member, claim or
+group member id reaches the log. Every other record passes untouched.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 
-import faust
-from aiokafka.conn import collect_hosts, create_conn
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    NodeNotReadyError,
-    RequestTimedOutError,
-)
-from aiokafka.protocol.metadata import MetadataRequest
-
-from stream_edits.settings import Settings
-from stream_edits.topics import kafka_client_kwargs
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 60.0
-PROBE_EVERY_S = 2.0
 QUIET_S = 3.0  # no failure for this long (aiokafka retries every 0.1 s while the broker is away)
 
 # Exceptions in an aiokafka record's arguments that mean "could not reach the broker".
@@ -151,49 +138,11 @@ class OutageFilter(logging.Filter):
             self.report(line)
         return False
 
-
-async def broker_answers(settings: Settings, timeout_s: float) -> bool:
-    """True when a bootstrap server answers a Metadata request; logs nothing either way."""
-    kwargs = kafka_client_kwargs(settings)
-    servers = kwargs.pop("bootstrap_servers")
-    for host, port, _ in collect_hosts(servers):
-        try:
-            conn = await asyncio.wait_for(
-                create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kwargs),
-                timeout_s,
-            )
-        except (OSError, KafkaError):  # TimeoutError is an OSError
-            continue
-        try:
-            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
-            return True
-        except (OSError, KafkaError):  # TimeoutError is an OSError
-            continue
-        finally:
-            conn.close()
-    return False
-
-
-def quiet_outages(app: faust.App, settings: Settings) -> None:
-    """Collapse the worker's connection-failure logging while the broker is away.
-
-    The filter goes on the root handlers from an app task, so after mode's Worker has set up
-    logging, and is re-applied at every probe in case the handlers were replaced.
-    """
-    outage = Outage(settings.bootstrap_servers)
-    log_filter = OutageFilter(outage)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def watch_broker() -> None:
-        while True:
-            for handler in logging.root.handlers:
-                handler.addFilter(log_filter)  # no-op when present
-            await asyncio.sleep(PROBE_EVERY_S)
-            if (
-                outage.away
-                and time.time() - outage.last_failure_at >= QUIET_S
-                and await broker_answers(settings, PROBE_EVERY_S)
-            ):
-                line = outage.answered(time.time())
-                if line is not None:
-                    log.warning(line)
+    def broker_answered(self, at: float) -> None:
+        """The broker answered a round trip at `at`: the end of an outage is reported once the
+        clients have had no failure for QUIET_S (they may still be failing on stale
+        connections)."""
+        if self.outage.away and at - self.outage.last_failure_at >= QUIET_S:
+            line = self.outage.answered(at)
+            if line is not None:
+                self.report(line)

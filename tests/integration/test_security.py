@@ -27,8 +27,8 @@ import pytest
 
 from stream_edits.broker import access, local, security
 from stream_edits.broker.access import AccessDenied
+from stream_edits.broker.kafka_admin import admin_client
 from stream_edits.settings import Settings
-from stream_edits.topics import kafka_client_kwargs
 from tests.integration.stream_harness import REPO, expected_verdicts, free_port
 
 pytestmark = pytest.mark.broker
@@ -299,17 +299,11 @@ def test_a_role_outside_its_acls_is_refused_naming_topic_and_operation(
 
 
 async def test_a_group_without_an_acl_is_named(broker: SecureBroker) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     reader = broker.settings_of("reader")
-    admin = AIOKafkaAdminClient(**kafka_client_kwargs(reader))
-    await admin.start()
-    try:
-        await access.check_group(admin, reader, "readers", ["Read"])  # granted with --group
-        with pytest.raises(AccessDenied, match="User:reader may not Read group stream-edits$"):
-            await access.check_group(admin, reader, "stream-edits", ["Read"])
-    finally:
-        await admin.close()
+    admin = admin_client(reader)
+    await access.check_group(admin, reader, "readers", ["Read"])  # granted with --group
+    with pytest.raises(AccessDenied, match="User:reader may not Read group stream-edits$"):
+        await access.check_group(admin, reader, "stream-edits", ["Read"])
 
 
 def test_the_bench_runs_its_pipelines_over_sasl_ssl(broker: SecureBroker) -> None:

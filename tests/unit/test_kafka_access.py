@@ -5,6 +5,7 @@ held back, and the reading of Kafka's authorized-operations bit fields."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
 import ssl
@@ -22,15 +23,18 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AclOperation
+from pydantic import SecretStr
 
-from stream_edits.broker import access, protocol
+from stream_edits.broker import access, kafka_admin
 from stream_edits.settings import Settings
 
 SASL_SSL = {
     "security_protocol": "SASL_SSL",
     "sasl_mechanism": "SCRAM-SHA-512",
     "sasl_username": "bob",
-    "sasl_password": "correct-horse-battery",
+    "sasl_password": SecretStr("correct-horse-battery"),
 }
 
 
@@ -190,11 +194,19 @@ def test_aiokafkas_bootstrap_line_is_held_back_and_nothing_else(
     assert len(caplog.records) == 2  # outside the block it is logged again
 
 
-def test_authorized_operation_bits_read_as_kafkas_operation_codes() -> None:
-    read, describe, describe_configs = 3, 8, 10  # org.apache.kafka.common.acl.AclOperation
-    bits = (1 << read) | (1 << describe) | (1 << describe_configs)
-    assert protocol.operations_of(bits) == {"Read", "Describe", "DescribeConfigs"}
-    assert protocol.operations_of(0) == set()
+def test_authorized_operations_read_as_kafkas_operation_names() -> None:
+    granted = [AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS]
+    assert kafka_admin.operation_names(granted) == {"Read", "Describe", "DescribeConfigs"}
+    assert kafka_admin.operation_names([]) == set()
+    assert kafka_admin.operation_names(None) is None  # the broker did not tell
+    # Kafka's codes (org.apache.kafka.common.acl.AclOperation)
+    assert {name: op.value for name, op in kafka_admin.OPERATIONS.items() if name[0] in "RWD"} == {
+        "Read": 3,
+        "Write": 4,
+        "Delete": 6,
+        "Describe": 8,
+        "DescribeConfigs": 10,
+    }
 
 
 def test_principals_are_what_the_default_principal_builder_makes() -> None:
@@ -220,64 +232,68 @@ def test_a_ca_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path) -> N
         assert reason in line
 
 
-class FakeClient:
-    """What check_topics uses of aiokafka's client: it answers every request with `response`."""
-
-    def __init__(self, response: object) -> None:
-        self.response = response
-        self.sent: list[object] = []
-
-    def get_random_node(self) -> int:
-        return 1
-
-    async def send(self, node: int, request: object) -> object:
-        self.sent.append(request)
-        return self.response
+def refused(code: int) -> KafkaException:
+    return KafkaException(KafkaError(code))
 
 
 class FakeAdmin:
-    def __init__(self, response: object) -> None:
-        self._client = FakeClient(response)
+    """What check_topics and check_group use of confluent-kafka's AdminClient: descriptions (or
+    errors) per name, resolved at once; the calls are recorded."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, list[str], dict[str, object]]] = []
+
+    def _futures(self, names: list[str]) -> dict[str, concurrent.futures.Future[object]]:
+        futures = {}
+        for name in names:
+            future: concurrent.futures.Future[object] = concurrent.futures.Future()
+            answer = self.answers[name]
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+            futures[name] = future
+        return futures
+
+    def describe_topics(self, topics: Any, **options: object) -> dict[str, Any]:
+        self.calls.append(("describe_topics", list(topics.topic_names), options))
+        return self._futures(list(topics.topic_names))
+
+    def describe_consumer_groups(self, groups: list[str], **options: object) -> dict[str, Any]:
+        self.calls.append(("describe_consumer_groups", groups, options))
+        return self._futures(groups)
 
 
-def fake_admin(response: object) -> Any:
-    """An admin client as far as check_topics uses one (typed Any: it stands in for aiokafka's)."""
-    return FakeAdmin(response)
-
-
-def metadata(*topics: tuple[int, str, int]) -> object:
+def described(*operations: str | None) -> object:
+    """A topic or group description granting `operations` (None: the broker did not tell)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(topics=[(code, name, False, [], bits) for code, name, bits in topics])
+    granted = None if operations == (None,) else [kafka_admin.OPERATIONS[op] for op in operations]
+    return SimpleNamespace(authorized_operations=granted)
 
 
-def bits(*operations: str) -> int:
-    return sum(1 << protocol.OPERATIONS[op] for op in operations)
+def fake_admin(**answers: object) -> Any:
+    """An admin client as far as the checks use one (typed Any: it stands in for confluent's)."""
+    return FakeAdmin({name.replace("_", "-"): answer for name, answer in answers.items()})
 
 
 async def test_check_topics_names_the_first_topic_and_the_operations_missing() -> None:
     s = settings_for(**SASL_SSL)
     needs = {"claim-lines": ["Read", "DescribeConfigs"], "claim-edits": ["Write"]}
-    admin = fake_admin(
-        metadata((0, "claim-lines", bits("Read", "Describe")), (0, "claim-edits", 0))
-    )
+    admin = fake_admin(claim_lines=described("Read", "Describe"), claim_edits=described())
     with pytest.raises(access.AccessDenied) as caught:
         await access.check_topics(admin, s, needs)
     assert str(caught.value) == "not authorized: User:bob may not DescribeConfigs topic claim-lines"
-    # Kafka's request: Metadata v8, only these topics, never auto-created, operations included.
-    request = admin._client.sent[0].prepare({3: (0, 13)})
-    assert request.API_VERSION == 8
-    assert request.to_object() == {
-        "topics": ["claim-lines", "claim-edits"],
-        "allow_auto_topic_creation": False,
-        "include_cluster_authorized_operations": False,
-        "include_topic_authorized_operations": True,
-    }
+    # One request for these topics only, operations included.
+    ((call, names, options),) = admin.calls
+    assert (call, names) == ("describe_topics", ["claim-lines", "claim-edits"])
+    assert options["include_authorized_operations"] is True
 
 
 async def test_check_topics_treats_an_undescribable_topic_as_refused_whole() -> None:
     s = settings_for(**SASL_SSL)
-    admin = fake_admin(metadata((29, "claim-lines", protocol.OPERATIONS_UNKNOWN)))
+    admin = fake_admin(claim_lines=refused(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     with pytest.raises(
         access.AccessDenied, match="may not Read, DescribeConfigs topic claim-lines$"
     ):
@@ -287,13 +303,44 @@ async def test_check_topics_treats_an_undescribable_topic_as_refused_whole() -> 
 async def test_check_topics_passes_granted_missing_and_untold_topics() -> None:
     s = settings_for(**SASL_SSL)
     admin = fake_admin(
-        metadata(
-            (0, "a", bits("Read", "Write", "Describe")),
-            (3, "b", protocol.OPERATIONS_UNKNOWN),  # UNKNOWN_TOPIC_OR_PARTITION: the caller's
-            (0, "c", protocol.OPERATIONS_UNKNOWN),  # a broker that does not tell
-        )
+        a=described("Read", "Write", "Describe"),
+        b=refused(KafkaError.UNKNOWN_TOPIC_OR_PART),  # the caller's to report
+        c=described(None),  # a broker that does not tell
     )
     await access.check_topics(admin, s, {"a": ["Read", "Write"], "b": ["Read"], "c": ["Write"]})
+
+
+async def test_check_group_names_the_group_and_the_operation() -> None:
+    s = settings_for(**SASL_SSL)
+    await access.check_group(
+        fake_admin(readers=described("Read", "Describe")), s, "readers", ["Read"]
+    )
+    with pytest.raises(access.AccessDenied, match="User:bob may not Read group se$"):
+        await access.check_group(fake_admin(se=described("Describe")), s, "se", ["Read"])
+    denied = fake_admin(se=refused(KafkaError.GROUP_AUTHORIZATION_FAILED))
+    with pytest.raises(access.AccessDenied, match="User:bob may not Read group se$"):
+        await access.check_group(denied, s, "se", ["Read"])
+    ((_, _, options),) = denied.calls
+    assert options["include_authorized_operations"] is True
+
+
+async def test_an_unreachable_broker_during_a_check_is_explained_like_a_failed_bootstrap() -> None:
+    s = settings_for(f"127.0.0.1:{free_port()}")
+    admin = fake_admin(claim_lines=refused(KafkaError._TRANSPORT))
+    with pytest.raises(KafkaConnectionError) as caught:
+        await access.check_topics(admin, s, {"claim-lines": ["Read"]})
+    line = await asyncio.to_thread(access.explain, caught.value, s)
+    assert line.startswith(f"nothing listens at {s.bootstrap_servers} (connection refused)")
+
+
+def test_confluent_refusals_read_as_the_same_one_line() -> None:
+    s = settings_for(**SASL_SSL)
+    topic = refused(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    assert access.explain(topic, s) == (
+        "not authorized: User:bob may not use a topic (TopicAuthorizationFailed)"
+    )
+    other = KafkaException(KafkaError(KafkaError.INVALID_CONFIG, "bad value for x"))
+    assert access.explain(other, s) == "bad value for x"
 
 
 def test_a_reset_connection_without_tls_reads_as_a_closed_one() -> None:
@@ -303,15 +350,25 @@ def test_a_reset_connection_without_tls_reads_as_a_closed_one() -> None:
     )
 
 
-async def test_the_aiokafka_internals_the_requests_go_through_are_there() -> None:
-    """protocol.send and check_group use the admin client's `_client` (no public accessor in
-    aiokafka 0.14); this fails, naming it, when an upgrade moves it."""
-    import inspect
+def test_confluent_kafka_settings_come_from_the_same_settings(tmp_path: Path) -> None:
+    s = settings_for("a:9092, b:9092", **SASL_SSL, ssl_cafile=tmp_path / "ca.pem")
+    assert kafka_admin.client_config(s) == {
+        "bootstrap.servers": "a:9092,b:9092",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "bob",
+        "sasl.password": "correct-horse-battery",
+        "ssl.ca.location": str(tmp_path / "ca.pem"),
+    }
+    assert kafka_admin.client_config(settings_for()) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+    }
+    kafka_admin.admin_client(settings_for(**SASL_SSL))  # librdkafka accepts every key
+    from aiokafka.errors import KafkaConfigurationError
 
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:1")
-    client = admin._client
-    assert callable(client.get_random_node)
-    assert list(inspect.signature(client.send).parameters)[:2] == ["node_id", "request"]
-    await admin.close()
+    with pytest.raises(KafkaConfigurationError) as caught:  # the CA file: named in one line
+        kafka_admin.admin_client(s)
+    assert access.explain_cause(caught.value, s).startswith(
+        f"cannot use STREAM_EDITS_SSL_CAFILE={tmp_path / 'ca.pem'}: "
+    )

@@ -4,6 +4,7 @@ asks for, the wire codes, and `kafka acls --dry-run` (no broker)."""
 from __future__ import annotations
 
 import pytest
+from confluent_kafka.admin import AclBinding
 
 from stream_edits import cli
 from stream_edits.broker import acls
@@ -85,14 +86,29 @@ def test_the_worker_check_asks_for_the_operations_its_bindings_grant(settings: S
     }
 
 
+def wire(binding: AclBinding) -> tuple[int, str, int, str, str, int, int]:
+    """A binding as Kafka's codes (org.apache.kafka.common.acl, resource)."""
+    return (
+        binding.restype.value,
+        binding.name,
+        binding.resource_pattern_type.value,
+        binding.principal,
+        binding.host,
+        binding.operation.value,
+        binding.permission_type.value,
+    )
+
+
 def test_bindings_go_on_the_wire_with_kafkas_codes() -> None:
     topic = Binding("topic", "se-", "prefixed", "DescribeConfigs")
     # ResourceType TOPIC=2, PatternType PREFIXED=4, AclOperation DESCRIBE_CONFIGS=10, ALLOW=3
-    assert topic.acl("User:w") == (2, "se-", 4, "User:w", "*", 10, 3)
+    assert wire(topic.acl("User:w")) == (2, "se-", 4, "User:w", "*", 10, 3)
     group = Binding("group", "se", "literal", "Read")
-    assert group.acl("User:w") == (3, "se", 3, "User:w", "*", 3, 3)
+    assert wire(group.acl("User:w")) == (3, "se", 3, "User:w", "*", 3, 3)
     txn = Binding("transactional-id", "se-", "prefixed", "Write")
-    assert txn.acl("User:w")[0] == 5 and txn.acl("User:w")[5] == 4
+    assert wire(txn.acl("User:w"))[0] == 5 and wire(txn.acl("User:w"))[5] == 4
+    cluster = Binding("cluster", "kafka-cluster", "literal", "IdempotentWrite")
+    assert wire(cluster.acl("User:w"))[0] == 4 and wire(cluster.acl("User:w"))[5] == 12
 
 
 def test_prefixed_bindings_cover_names_that_start_with_them() -> None:
@@ -140,3 +156,84 @@ def test_kafka_start_takes_a_security_mode_and_keeps_fresh() -> None:
     assert (plain.fresh, plain.security) == (False, None)
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["kafka", "start", "--security", "ssl"])
+
+
+def acl_table() -> list[str]:
+    """The least-ACL table of docs/security.md, from role_bindings: one row per role and
+    resource (operations together), with the default settings' names; exactly_once's rows too."""
+    s = Settings.model_construct(processing_guarantee="exactly_once")
+    examples: dict[acls.Role, dict[str, str]] = {
+        "reader": {"group": "<group>"},
+        "replay": {"output_topic": "<output>"},
+    }
+    rows = ["| role | resource | pattern | operations | why |", "|---|---|---|---|---|"]
+    for role in acls.ROLES:
+        grouped: dict[tuple[str, str, str, str], list[str]] = {}
+        for b in acls.role_bindings(role, s, **examples.get(role, {})):  # type: ignore[arg-type]
+            grouped.setdefault((b.resource, b.name, b.pattern, b.why), []).append(b.operation)
+        for n, ((resource, name, pattern, why), ops) in enumerate(grouped.items()):
+            who = f"**{role}**" if n == 0 else ""
+            rows.append(f"| {who} | {resource} `{name}` | {pattern} | {', '.join(ops)} | {why} |")
+    return rows
+
+
+def test_the_acl_table_of_the_security_docs_is_the_one_the_code_makes() -> None:
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+    lines = docs.read_text().splitlines()
+    table = acl_table()
+    start = lines.index(table[0])
+    assert lines[start : start + len(table)] == table, "\n".join(table)
+    assert not lines[start + len(table)].startswith("|")  # no row the code does not make
+
+
+class FakeAclAdmin:
+    """create_acls as confluent-kafka's AdminClient answers it: a future per binding."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+        self.created: list[AclBinding] = []
+
+    def create_acls(self, bindings: list[AclBinding], **options: object) -> dict[object, object]:
+        import concurrent.futures
+
+        futures: dict[object, object] = {}
+        for n, binding in enumerate(bindings):
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+            if self.error is not None and n == 1:
+                future.set_exception(self.error)
+            else:
+                self.created.append(binding)
+                future.set_result(None)
+            futures[binding] = future
+        return futures
+
+
+async def test_create_sends_every_binding_and_names_the_refused_ones(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+    from confluent_kafka import KafkaError, KafkaException
+
+    from stream_edits.broker import kafka_admin
+
+    bindings = acls.role_bindings("reader", settings, group="billing")
+    fine = FakeAclAdmin(None)
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: fine)
+    await acls.create(settings, "User:r", bindings)
+    assert [wire(b)[:4] for b in fine.created] == [
+        (2, "claim-edits", 3, "User:r"),
+        (3, "billing", 3, "User:r"),
+    ]
+
+    refusal = KafkaException(KafkaError(KafkaError.INVALID_REQUEST, "no such principal type"))
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(refusal))
+    with pytest.raises(AclError) as caught:
+        await acls.create(settings, "User:r", bindings)
+    assert str(caught.value) == "the broker refused: Read on group billing: no such principal type"
+
+    away = KafkaException(KafkaError(KafkaError._TRANSPORT))
+    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(away))
+    with pytest.raises(KafkaConnectionError, match="bootstrap"):  # explain() probes for why
+        await acls.create(settings, "User:r", bindings)

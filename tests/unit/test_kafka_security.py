@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from stream_edits.broker import local, protocol, security, tls
+from stream_edits.broker import local, security, tls
 from stream_edits.broker.local import BrokerPaths
 from stream_edits.broker.security import SecurityError, SecurityFiles
 from stream_edits.settings import Settings
@@ -206,7 +206,7 @@ def test_private_files_are_0600_from_the_start_and_stay_so(tmp_path: Path) -> No
 def test_salted_passwords_follow_rfc_7677() -> None:
     """RFC 7677's SCRAM-SHA-256 example: the client proof from its salted password."""
     salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
-    salted = protocol.salted_password("SCRAM-SHA-256", "pencil", salt, 4096)
+    salted = security.salted_password("SCRAM-SHA-256", "pencil", salt, 4096)
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
     auth = (
@@ -219,7 +219,7 @@ def test_salted_passwords_follow_rfc_7677() -> None:
 
 
 def test_format_time_users_carry_no_password_on_the_command_line() -> None:
-    argument = protocol.storage_scram_argument("SCRAM-SHA-512", "admin", "hunter2-hunter2")
+    argument = security.storage_scram_argument("SCRAM-SHA-512", "admin", "hunter2-hunter2")
     assert "hunter2" not in argument
     match = re.fullmatch(
         r'SCRAM-SHA-512=\[name=admin,iterations=8192,salt="([^"]+)",saltedpassword="([^"]+)"\]',
@@ -231,16 +231,17 @@ def test_format_time_users_carry_no_password_on_the_command_line() -> None:
     assert salted == hashlib.pbkdf2_hmac("sha512", b"hunter2-hunter2", salt, 8192)
 
 
-def test_alter_user_scram_credentials_encodes_as_kafka_reads_it() -> None:
-    request = protocol.AlterUserScramCredentials([("bob", "SCRAM-SHA-512", "pw")])
-    struct = request.prepare({51: (0, 0)})
-    wire = struct.encode()
-    # no deletions (compact array of 0 = varint 1), one upsertion (varint 2), name "bob" (4+b)
-    assert wire[:3] == b"\x01\x02\x04"
-    assert wire[3:6] == b"bob"
-    assert wire[6] == 2  # mechanism SCRAM-SHA-512
-    assert int.from_bytes(wire[7:11], "big") == 8192
-    assert type(struct.build_request_header(7, "c")).__name__ == "RequestHeader_v2"  # flexible
+def test_a_new_user_is_upserted_with_the_brokers_mechanism_and_iterations() -> None:
+    from confluent_kafka.admin import ScramMechanism
+
+    upsertion = security.scram_upsertion("bob", "SCRAM-SHA-512", "pw")
+    assert upsertion.user == "bob"
+    assert upsertion.scram_credential_info.mechanism == ScramMechanism.SCRAM_SHA_512
+    assert upsertion.scram_credential_info.iterations == 8192
+    assert upsertion.password == b"pw"
+    assert upsertion.salt is None  # the AdminClient salts it: a new salt per credential
+    sha256 = security.scram_upsertion("bob", "SCRAM-SHA-256", "pw").scram_credential_info
+    assert sha256.mechanism == ScramMechanism.SCRAM_SHA_256
 
 
 def test_passwords_are_long_random_and_safe_in_jaas_quotes() -> None:
@@ -275,7 +276,9 @@ def test_a_users_settings_file_sources_in_a_shell_and_reads_back(tmp_path: Path)
         "STREAM_EDITS_SSL_CAFILE": str(ca),
     }
     s = security.user_settings(Settings(), env)
-    assert (s.sasl_username, s.sasl_password, s.ssl_cafile) == ("alice", "p@ss'word", ca)
+    assert (s.sasl_username, s.ssl_cafile) == ("alice", ca)
+    assert s.sasl_password is not None and s.sasl_password.get_secret_value() == "p@ss'word"
+    assert "p@ss'word" not in repr(s)  # a SecretStr, like the web token
 
 
 def test_prepare_issues_the_files_once_with_private_modes(settings: Settings) -> None:
@@ -295,7 +298,8 @@ def test_prepare_issues_the_files_once_with_private_modes(settings: Settings) ->
     again = security.prepare(settings, paths)  # a restart: same CA, same passwords
     assert files.ca.read_bytes() == ca
     assert again.properties == first.properties
-    assert again.admin.sasl_password == admin_password
+    assert again.admin.sasl_password is not None
+    assert again.admin.sasl_password.get_secret_value() == admin_password
 
 
 def test_a_data_dir_keeps_the_mode_it_was_formatted_in(settings: Settings) -> None:

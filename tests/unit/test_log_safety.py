@@ -46,3 +46,34 @@ async def test_an_internal_error_is_dead_lettered_and_logged_without_values(
     assert processor.stats.dead_letters_by_reason == {"internal_error": 1}
     assert "internal error on claim-lines[0]@0: KeyError at " in caplog.text
     assert "SECRET" not in caplog.text
+
+
+def test_one_logging_set_up_holds_the_loggers_that_log_values_and_filters_the_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_edits.log_safety import QUIET_LOGGERS, configure_logging
+
+    for name in [*QUIET_LOGGERS, "stream_edits.stream.processor"]:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
+    handler = logging.NullHandler()
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    drop_all = logging.Filter("nothing-matches-this")
+    configure_logging(quiet={"stream_edits.stream.processor": logging.ERROR}, filters=[drop_all])
+    configure_logging(filters=[drop_all])  # again, as the worker's watch does: idempotent
+    assert logging.getLogger("aiokafka").level == logging.WARNING
+    assert logging.getLogger("faust.tables").level == logging.WARNING
+    assert not logging.getLogger("pyx12").isEnabledFor(logging.CRITICAL)
+    assert logging.getLogger("stream_edits.stream.processor").level == logging.ERROR
+    assert handler.filters == [drop_all]
+
+
+def test_a_silenced_logger_logs_nothing_inside_and_gets_its_level_back(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_edits.log_safety import silenced
+
+    target = logging.getLogger("aiokafka")
+    monkeypatch.setattr(target, "level", logging.INFO)
+    with caplog.at_level(logging.DEBUG), silenced("aiokafka"):
+        target.critical("refused")
+    assert caplog.records == [] and target.level == logging.INFO

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from stream_edits.check import final_decisions
 from stream_edits.formats.reader import read_claims
@@ -143,7 +144,7 @@ def test_client_kwargs_for_sasl_ssl_carry_the_credentials_and_a_verifying_ssl_co
         security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-512",
         sasl_username="edits",
-        sasl_password="secret",
+        sasl_password=SecretStr("secret"),
     )
     kwargs = kafka_client_kwargs(settings)
     assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
@@ -215,3 +216,30 @@ def test_every_denial_carries_its_x12_adjustment_codes_valid_under_the_output_sc
         assert all(e["adjustment"]["group_code"] == "CO" for e in denial["edits"])
     adjustment = schema["$defs"]["Edit"]["properties"]["adjustment"]
     assert "CARC" in adjustment["description"] and "RARC" in adjustment["description"]
+
+
+def test_the_contract_files_ship_in_the_package() -> None:
+    """setuptools' build_py (what a wheel is made of) copies every topics/*.json into
+    stream_edits/contract/, and an installed or editable package finds them there."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from stream_edits.topics import PACKAGED_CONTRACT_DIR
+
+    names = sorted(contract_files())
+    assert names and sorted(p.name for p in PACKAGED_CONTRACT_DIR.glob("*.json")) == names
+    repo = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory() as build:
+        subprocess.run(
+            [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py"]
+            + ["--build-lib", build],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+        built = Path(build) / "stream_edits" / "contract"
+        assert sorted(p.name for p in built.iterdir()) == names
+        for name in names:
+            assert not (built / name).is_symlink()
+            assert (built / name).read_bytes() == (CONTRACT_DIR / name).read_bytes()

@@ -13,7 +13,10 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, NodeNotReadyError
 
 from stream_edits.settings import Settings
-from stream_edits.stream.outage_log import ECHOES, Outage, OutageFilter, broker_answers
+from stream_edits.stream.broker_watch import BrokerWatch
+from stream_edits.stream.outage_log import ECHOES, QUIET_S, Outage, OutageFilter
+from stream_edits.stream.processor import Stats
+from stream_edits.stream.telemetry import Telemetry
 
 T0 = 1_780_000_000.0
 SECRET = "member M-4471 claim C-991"  # what an exception message must never carry into a line
@@ -141,13 +144,36 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_probe_of_a_silent_broker_is_false_and_logs_nothing(
+def test_the_end_of_an_outage_waits_until_the_clients_are_quiet(outage: Outage) -> None:
+    reported: list[str] = []
+    log_filter = OutageFilter(outage, report=reported.append)
+    Capture().addFilter(log_filter)
+    log_filter.filter(record(T0))
+    log_filter.broker_answered(T0 + QUIET_S / 2)  # the clients failed just now: not over yet
+    assert outage.away and len(reported) == 1
+    log_filter.broker_answered(T0 + QUIET_S)
+    assert not outage.away
+    assert reported[-1] == "broker 127.0.0.1:9092 reachable again after 3 s (1 failed attempts)"
+    log_filter.broker_answered(T0 + 10)  # no outage: nothing to say
+    assert len(reported) == 2
+
+
+async def test_the_watch_of_a_silent_broker_reports_one_line_and_nothing_of_aiokafka(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = Settings(bootstrap_servers=f"127.0.0.1:{closed_port()}")
-    with caplog.at_level(logging.DEBUG):
-        assert await broker_answers(settings, timeout_s=2.0) is False
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    watch = BrokerWatch(settings, Telemetry(Stats, "v"), set)
+    caplog.handler.addFilter(watch.outage_filter)  # as the watch puts it on the root handlers
+    try:
+        with caplog.at_level(logging.DEBUG):
+            await watch.probe()
+            await watch.probe()
+    finally:
+        await watch.close()
+    assert not watch.reachable and watch.probes == 2
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in loud] == ["stream_edits.stream.outage_log"], loud
+    assert "unreachable since" in loud[0].getMessage()
 
 
 def test_aiokafka_still_has_what_the_filter_and_probe_rely_on() -> None:
