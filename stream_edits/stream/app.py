@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # gain nothing from it (and measured a worse p99 at 5,000 lines/s).
 PIPELINE_MIN_RECORDS = 500
 
+
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for SASL and/or TLS, from settings."""
     context = (
@@ -91,11 +92,6 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     install_state_healing(app, settings)
-    if settings.processing_guarantee == "exactly_once":
-        log.warning(
-            "exactly_once holds with one worker only: when a second worker leaves, the member "
-            "state it wrote can be missing at the next owner (see README, Processing guarantee)"
-        )
 
     claim_lines = app.topic(settings.input_topic)
     # Lines not on their member's partition travel there through this internal topic (a
