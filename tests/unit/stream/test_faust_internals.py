@@ -38,6 +38,7 @@ GRAFTS = [
     (TableManager, "persist_offset_on_commit", ["store", "tp", "offset"]),
     # state_healing.py: the restore's end from the broker, offsets persisted on commit
     (Recovery, "_build_highwaters", ["consumer", "tps", "destination", "title"]),
+    (Recovery, "_seek_offsets", ["consumer", "tps", "offsets", "title"]),
     (AIOKafkaConsumer, "end_offsets", ["partitions"]),
     (TableManager, "on_commit", ["offsets"]),
     (TableManager, "on_partitions_revoked", ["revoked"]),
@@ -174,10 +175,15 @@ def test_recovery_takes_the_active_restore_end_from_build_highwaters() -> None:
         "faust's consumer no longer answers the last stable offset under exactly_once: "
         "re-check whether state_healing still needs to ask the broker itself"
     )
-    assert "detect_aborted_tx" in inspect.getsource(Recovery._slurp_changelogs.fun), (
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)
+    assert "detect_aborted_tx" in slurp and "offsets[tp] = highwater" in slurp, (
         "faust recovery no longer ends a read_committed restore whose last offsets are "
-        "transaction markers (consumer position past the end)"
+        "transaction markers by moving the offset to the highwater (HealingRecovery puts the "
+        "active offsets back around _seek_offsets because of that move)"
     )
+    restart = inspect.getsource(Recovery._restart_recovery.fun)
+    build, seek = restart.find("self._build_offsets)"), restart.find("self._seek_offsets)")
+    assert -1 < build < seek, "faust recovery no longer seeks after building the offsets"
 
 
 def test_pending_changelog_offsets_are_kept_by_changelog_and_committed_by_source() -> None:
