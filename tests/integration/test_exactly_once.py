@@ -39,9 +39,9 @@ async def test_a_worker_leaving_under_exactly_once_changes_no_decision(
     rig: StreamRig, tmp_path: Path
 ) -> None:
     rig.extra_env["STREAM_EDITS_PROCESSING_GUARANTEE"] = "exactly_once"
-    # Few members: nearly every member has lines in all three thirds, so the last third's
-    # decisions depend on the state the second worker wrote in the second.
-    lines = generate(4_500, seed=17, members=120)
+    # Few members and many voids and replacements (8% each): the last third voids and replaces
+    # claims the second worker decided in the second, as the first worker knows only if it restores.
+    lines = generate(4_500, seed=17, members=120, void_rate=0.08, replacement_rate=0.08)
     thirds = [lines[:1_500], lines[1_500:3_000], lines[3_000:]]
     first = rig.start_worker()
     await rig.produce(thirds[0])
