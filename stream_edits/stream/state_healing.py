@@ -23,7 +23,7 @@ persisted when that transaction commits (Faust looked them up by the committed s
 not the changelog partition they were recorded under, so none was ever persisted; faust #599).
 
 Every reach into Faust and mode internals for this is here, each pinned by
-tests/unit/stream/test_state_healing.py:
+tests/unit/stream/test_state_healing.py or (the exactly_once ones) test_faust_internals.py:
 
 - `TableManager._recovery` is set to a `HealingRecovery`: the manager's `recovery` property
   builds a plain `Recovery`, and no setting names another class.
@@ -105,9 +105,11 @@ class HealingTableManager(TableManager):
     def on_commit(self, offsets: MutableMapping[TP, int]) -> None:
         """The source partitions in `offsets` committed their transactions: persist the changelog
         offsets written in them (exactly_once only records pending offsets)."""
+        pending = self._pending_persisted_offsets
+        if not pending:  # at_least_once: offsets were persisted as they were written
+            return
         app = cast(faust.App, self.app)
         committed = {transaction_key(app, tp) for tp in offsets}
-        pending = self._pending_persisted_offsets
         for tp in [tp for tp in pending if transaction_key(app, tp) in committed]:
             store, offset = pending.pop(tp)
             store.set_persisted_offset(tp, offset)
