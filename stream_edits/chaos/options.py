@@ -12,6 +12,8 @@ from stream_edits.settings import Settings
 DEFAULT_LINES = 50_000
 DEFAULT_SEED = 11
 DEFAULT_KILLS = 5
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 6
 DEFAULT_RATE = 2_500.0
 DEFAULT_TIME_LIMIT_S = 900.0
 DEFAULT_SETTLE_TIMEOUT_S = 150.0
@@ -34,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kills", type=int, default=DEFAULT_KILLS, help="worker kill -9 moments (default 5)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help="workers while the others join (default 2: a second one joins and leaves)",
     )
     parser.add_argument(
         "--rate",
@@ -82,6 +90,7 @@ class Config:
     partitions: int
     kinds: list[str]
     kills: int
+    workers: int
     rate: float
     time_limit_s: float
     settle_timeout_s: float
@@ -97,8 +106,10 @@ class Config:
         partitions = settings.partitions if args.partitions is None else args.partitions
         if partitions < 1:
             raise ValueError("--partitions must be at least 1")
-        if "join-leave" in kinds and partitions < 2:
-            raise ValueError("a second worker needs --partitions 2 or more")
+        if not 2 <= args.workers <= MAX_WORKERS:
+            raise ValueError(f"--workers must be 2 to {MAX_WORKERS}")
+        if "join-leave" in kinds and partitions < args.workers:
+            raise ValueError(f"{args.workers} workers need --partitions {args.workers} or more")
         if args.kills < 0:
             raise ValueError("--kills must be 0 or more")
         if args.rate <= 0 or args.time_limit <= 0 or args.settle_timeout <= 0:
@@ -114,6 +125,7 @@ class Config:
             partitions=partitions,
             kinds=kinds,
             kills=args.kills,
+            workers=args.workers,
             rate=args.rate,
             time_limit_s=args.time_limit,
             settle_timeout_s=args.settle_timeout,

@@ -25,7 +25,7 @@ class Fault(StrEnum):
     POISON = "poison"
 
 
-# What `--faults` accepts: `join-leave` is the two steps of a second worker coming and going.
+# What `--faults` accepts: `join-leave` is the two steps of more workers coming and going.
 KINDS: dict[str, tuple[Fault, ...]] = {
     "worker-kill": (Fault.WORKER_KILL,),
     "join-leave": (Fault.WORKER_JOIN, Fault.WORKER_LEAVE),
@@ -47,8 +47,6 @@ _ORDER = (
 
 _LABELS = {
     Fault.NONE: "none (baseline)",
-    Fault.WORKER_JOIN: "2nd worker joins",
-    Fault.WORKER_LEAVE: "2nd worker leaves",
     Fault.BROKER_KILL: "broker kill -9, restart",
     Fault.STATE_DELETED: "state deleted, full restore",
     Fault.STALE_STATE: "stale state of an earlier broker",
@@ -103,8 +101,20 @@ def fault_order(kinds: list[str], kills: int) -> list[Fault]:
     return order
 
 
-def make_plan(lines: int, kinds: list[str], kills: int, seed: int) -> list[Step]:
-    """The steps of a run over `lines` workload lines: equal slices, one fault each."""
+def joiners(workers: int) -> str:
+    """Who joins and leaves besides the first worker: `2nd worker`, `2nd and 3rd workers`."""
+    ordinals = [f"{n}{'nd' if n == 2 else 'rd' if n == 3 else 'th'}" for n in range(2, workers + 1)]
+    if len(ordinals) == 1:
+        return f"{ordinals[0]} worker"
+    return f"{', '.join(ordinals[:-1])} and {ordinals[-1]} workers"
+
+
+def make_plan(lines: int, kinds: list[str], kills: int, seed: int, workers: int = 2) -> list[Step]:
+    """The steps of a run over `lines` workload lines: equal slices, one fault each; the
+    workers after the first join, and later leave, together."""
+    join = f"{joiners(workers)} {'join' if workers > 2 else 'joins'}"
+    leave = f"{joiners(workers)} {'leave' if workers > 2 else 'leaves'}"
+    labels = {**_LABELS, Fault.WORKER_JOIN: join, Fault.WORKER_LEAVE: leave}
     faults = fault_order(kinds, kills)
     if lines < len(faults):
         raise ValueError(f"{lines} lines cannot be split over {len(faults)} steps")
@@ -117,6 +127,6 @@ def make_plan(lines: int, kinds: list[str], kills: int, seed: int) -> list[Step]
             kill_number += 1
             label = f"worker kill -9 ({kill_number}/{total_kills})"
         else:
-            label = _LABELS[fault]
+            label = labels[fault]
         steps.append(Step(fault, label, start, stop, round(rng.uniform(*MOMENT_RANGE), 3)))
     return steps

@@ -78,7 +78,7 @@ GRACE_S = 20.0  # once caught up, how long a wrong answer has to right itself
 POLL_S = 0.5
 RESTART_AFTER_S = 5.0  # a worker that exited by itself is started again after this
 CLUSTER_CHANGE = re.compile(r"\[WARNING\] Kafka cluster \S+ is not \S+, which the local tables")
-WORKERS = ("a", "b")
+WORKER_NAMES = "abcdef"  # worker `a` runs throughout; the others join and leave
 
 
 def _say(message: str) -> None:
@@ -98,12 +98,14 @@ class Chaos:
         self.broker = Broker(settings, self.logs / "broker-commands.log")
         self.workers = {
             name: Worker(name, workdir / "state" / f"worker-{name}", self.logs, env)
-            for name in WORKERS
+            for name in WORKER_NAMES[: config.workers]
         }
         self.stale_dir = workdir / "state" / "earlier-broker"
         self.earlier = Worker("earlier", self.stale_dir, self.logs, env)
         self.rules = load_rules(settings.rules_dir)
-        self.plan: list[Step] = make_plan(config.lines, config.kinds, config.kills, config.seed)
+        self.plan: list[Step] = make_plan(
+            config.lines, config.kinds, config.kills, config.seed, config.workers
+        )
         self.producers = make_producers(settings)
         workload = generate(config.lines, seed=config.seed)
         self.inputs = chaos_inputs.build(
@@ -265,9 +267,10 @@ class Chaos:
             victim.start()
             notes.append(f"worker {victim.name} killed and restarted")
         elif fault is Fault.WORKER_JOIN:
-            self.workers["b"].start()
+            for worker in self.joiners():
+                worker.start()
         elif fault is Fault.WORKER_LEAVE:
-            await self.workers["b"].terminate()
+            await asyncio.gather(*(worker.terminate() for worker in self.joiners()))
         elif fault is Fault.BROKER_KILL:
             began = time.monotonic()
             await asyncio.to_thread(self.broker.kill9)
@@ -285,6 +288,10 @@ class Chaos:
             await worker.terminate()
             worker.replace_state(self.stale_dir)
             worker.start()
+
+    def joiners(self) -> list[Worker]:
+        """The workers that join and leave: all but `a`."""
+        return [worker for name, worker in self.workers.items() if name != "a"]
 
     def restart_crashed(self, crashes: Counter[str]) -> None:
         """Count every worker found exited by itself, and start it again (not more often than
@@ -361,7 +368,8 @@ def command_line(config: Config) -> str:
     """The command that repeats this run."""
     args = ["stream-edits", "chaos", "--lines", str(config.lines), "--seed", str(config.seed)]
     args += ["--partitions", str(config.partitions), "--faults", ",".join(config.kinds)]
-    args += ["--kills", str(config.kills), "--rate", f"{config.rate:g}"]
+    args += ["--kills", str(config.kills), "--workers", str(config.workers)]
+    args += ["--rate", f"{config.rate:g}"]
     args += ["--time-limit", f"{config.time_limit_s:g}"]
     args += ["--settle-timeout", f"{config.settle_timeout_s:g}"]
     return shlex.join(args)

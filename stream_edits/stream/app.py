@@ -91,11 +91,6 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     install_state_healing(app, settings)
-    if settings.processing_guarantee == "exactly_once":
-        log.warning(
-            "exactly_once holds with one worker only: when a second worker leaves, the member "
-            "state it wrote can be missing at the next owner (see README, Processing guarantee)"
-        )
 
     claim_lines = app.topic(settings.input_topic)
     # Lines not on their member's partition travel there through this internal topic (a

@@ -8,14 +8,36 @@ restored from the changelog, with one warning:
 - another Kafka cluster (its id differs from the one remembered in the app dir): every table's
   local state is discarded before anything opens it. This also catches a new cluster whose
   changelog has already grown past the old offsets.
-- a partition whose persisted changelog offset is past the changelog's last offset: that
-  partition's state is wiped when recovery reads the offsets, and its whole changelog is read.
+- a partition whose persisted changelog offset is past the changelog's last offset as the broker
+  reports it: that partition's state is wiped when recovery reads the offsets, and its whole
+  changelog is read.
+
+Under exactly_once, recovery also learns where each changelog ends as Kafka Streams does
+(robinhood/faust #658): Faust asks its read_committed consumer for the last stable offset, which
+aiokafka only knows after a fetch response and reports as None after a rebalance; Faust turned
+that into -1 ("empty changelog"), so the next owner of a partition skipped its restore. Here the
+broker's high watermark is asked with read_uncommitted, the restore reads read_committed up to it
+(Faust's recovery waits out an open transaction: it ends when its producer is fenced), and an end
+the broker did not report is an error, never -1. Changelog offsets written in a transaction are
+persisted when that transaction commits (Faust looked them up by the committed source partition,
+not the changelog partition they were recorded under, so none was ever persisted; faust #599).
 
 Every reach into Faust and mode internals for this is here, each pinned by
-tests/unit/stream/test_state_healing.py:
+tests/unit/stream/test_state_healing.py or (the exactly_once ones) test_faust_internals.py:
 
 - `TableManager._recovery` is set to a `HealingRecovery`: the manager's `recovery` property
   builds a plain `Recovery`, and no setting names another class.
+- The app's `TableManager` setting names `HealingTableManager`, whose `on_commit` persists the
+  pending offsets (`TableManager._pending_persisted_offsets`, keyed by changelog partition) of
+  the transactions a commit committed; a transaction is named by the topic group
+  (`PartitionAssignor.group_for_topic`) and the partition, as Faust's `TransactionManager.commit`
+  names it.
+- `Recovery._build_highwaters` is overridden: `_restart_recovery` calls it for the active
+  partitions before `_build_offsets`, and reads `active_highwaters` as the last offset to restore.
+- `Recovery._seek_offsets` is overridden to put back the active offsets `_build_offsets` chose:
+  the check for aborted transactions in `_slurp_changelogs` (exactly_once) runs every 5 s beside
+  `_restart_recovery` and sets an offset to its highwater when the consumer's position is past
+  it, which before the seek is the position of an earlier assignment: the restore was skipped.
 - `Recovery._build_offsets` is overridden, reading and resetting `active_offsets` against
   `active_highwaters`: `_restart_recovery` calls it after reading the highwaters and before its
   consistency check, the one point where the offsets recovery starts from can be changed.
@@ -31,11 +53,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.base import Collection
@@ -60,31 +83,142 @@ def install_state_healing(app: faust.App, settings: Settings) -> None:
 
     Call it before the worker starts, before any other dependency is added to the app.
     """
+    app.conf.TableManager = HealingTableManager  # type: ignore[assignment]  # before app.tables
     tables = cast(TableManager, app.tables)
     # No `loop=`: like App.tables, the service binds the running loop when it starts.
-    tables._recovery = HealingRecovery(app, tables, beacon=tables.beacon)
+    tables._recovery = HealingRecovery(app, tables, settings=settings, beacon=tables.beacon)
     app.add_dependency(ClusterCheck(app, settings))
 
 
+class RestoreEndUnknown(RuntimeError):
+    """The broker did not report where a changelog partition ends: its restore cannot start."""
+
+
+def transaction_key(app: faust.App, tp: TP) -> tuple[int, int]:
+    """The (topic group, partition) naming the transaction that writes and commits `tp`."""
+    return app.assignor.group_for_topic(tp.topic), tp.partition
+
+
+class HealingTableManager(TableManager):
+    """Faust's table manager, persisting a changelog offset when its transaction commits."""
+
+    def on_commit(self, offsets: MutableMapping[TP, int]) -> None:
+        """The source partitions in `offsets` committed their transactions: persist the changelog
+        offsets written in them (exactly_once only records pending offsets)."""
+        pending = self._pending_persisted_offsets
+        if not pending:  # at_least_once: offsets were persisted as they were written
+            return
+        app = cast(faust.App, self.app)
+        committed = {transaction_key(app, tp) for tp in offsets}
+        for tp in [tp for tp in pending if transaction_key(app, tp) in committed]:
+            store, offset = pending.pop(tp)
+            store.set_persisted_offset(tp, offset)
+
+    def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Forget pending offsets: what was committed is persisted, the rest was aborted."""
+        self._pending_persisted_offsets.clear()
+        super().on_partitions_revoked(revoked)
+
+
 class HealingRecovery(Recovery):
-    """Faust's table recovery, discarding an active partition's state ahead of its changelog."""
+    """Faust's table recovery, restoring to the changelog's end as the broker reports it and
+    discarding an active partition's state ahead of it."""
+
+    def __init__(self, *args: object, settings: Settings, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        # Per active changelog partition, its last offset as the broker reported it.
+        self.changelog_ends: dict[TP, int] = {}
+        self._ends_client: AIOKafkaConsumer | None = None
+        # The active offsets the restore starts from, as `_build_offsets` set them.
+        self._restore_from: dict[TP, int | None] = {}
+
+    async def _build_highwaters(
+        self, consumer: ConsumerT, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        if self.app.in_transaction:  # Faust's consumer would answer the last stable offset
+            ends = await self.high_watermarks(tps)
+        else:  # Faust's consumer reads uncommitted: it asks the broker for the end offsets
+            ends = await consumer.highwaters(*tps)
+        last: dict[TP, int] = {}  # Faust counts the last offset, not the next
+        for tp in tps:
+            end = ends.get(tp)
+            if end is None:
+                raise RestoreEndUnknown(f"no end offset from the broker for {tp}")
+            last[tp] = end - 1
+        self.log.info(
+            "Highwater for %s changelog partitions:\n%s",
+            title,
+            self._highwater_logtable(last, title=title),
+        )
+        if destination is self.active_highwaters:
+            self.changelog_ends = dict(last)
+        destination.clear()
+        destination.update(last)
+
+    async def high_watermarks(self, tps: Iterable[TP]) -> Mapping[TP, int | None]:
+        """The broker's high watermark of each changelog partition (read_uncommitted: an open
+        transaction's records count; the read_committed restore waits until it ends)."""
+        if self._ends_client is None:
+            client = AIOKafkaConsumer(
+                **kafka_client_kwargs(self.settings),
+                isolation_level="read_uncommitted",
+                enable_auto_commit=False,
+                client_id=f"{self.settings.app_id}-restore-ends",
+            )
+            await client.start()
+            self._ends_client = client
+        found: Mapping[TP, int | None] = await self._ends_client.end_offsets(list(tps))
+        return found
+
+    async def on_stop(self) -> None:
+        """Close the end-offsets client too."""
+        client, self._ends_client = self._ends_client, None
+        if client is not None:
+            await client.stop()
+        await super().on_stop()
 
     async def _build_offsets(
         self, consumer: ConsumerT, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
         if destination is self.active_offsets:
+            # From what the store persisted, as `add_active` read it: Faust's check for aborted
+            # transactions runs beside recovery and may have moved an offset to the highwater
+            # while the consumer's position was still the one of an earlier assignment (it
+            # leaves an offset of None alone; the memory store persists none).
+            for tp in tps:
+                persisted = self.tp_to_table[tp].persisted_offset(tp)
+                if persisted is not None:
+                    destination[tp] = persisted
             self.discard_ahead(tps)
         await super()._build_offsets(consumer, tps, destination, title)
+        if destination is self.active_offsets:
+            self._restore_from = {tp: destination[tp] for tp in tps}
+
+    async def _seek_offsets(
+        self, consumer: ConsumerT, tps: set[TP], offsets: Counter[TP], title: str
+    ) -> None:
+        active = offsets is self.active_offsets
+        if active:  # undo any move made from the positions of before the seek, seek, and again
+            self._put_back(offsets)
+        await super()._seek_offsets(consumer, tps, offsets, title)
+        if active:  # the positions are the restore's now: the check cannot misfire any more
+            self._put_back(offsets)
+
+    def _put_back(self, offsets: Counter[TP]) -> None:
+        for tp, offset in self._restore_from.items():  # not Counter.update: that adds
+            offsets[tp] = offset  # type: ignore[assignment]  # None, as Faust's own
 
     def discard_ahead(self, tps: Iterable[TP]) -> None:
-        """Wipe the RocksDB partitions of `tps` persisted past their changelog's last offset.
+        """Wipe the RocksDB partitions of `tps` persisted past their changelog's last offset as
+        the broker reported it (`changelog_ends`); a partition without a report is kept.
 
         Their offsets become -1 (nothing applied): recovery reads their whole changelog.
         """
         ahead: defaultdict[Collection, list[str]] = defaultdict(list)
         for tp in sorted(tps):
             table = cast(Collection, self.tp_to_table[tp])
-            offset, last = self.active_offsets.get(tp), self.active_highwaters.get(tp)
+            offset, last = self.active_offsets.get(tp), self.changelog_ends.get(tp)
             store = table.data  # of Faust's stores, only RocksDB persists offsets
             if (
                 offset is None

@@ -31,6 +31,21 @@ def test_the_default_plan_has_a_baseline_five_kills_and_every_other_fault_once()
     assert [s.label for s in plan if s.fault is Fault.WORKER_KILL][-1] == "worker kill -9 (5/5)"
 
 
+@pytest.mark.parametrize(
+    ("workers", "join", "leave"),
+    [
+        (2, "2nd worker joins", "2nd worker leaves"),
+        (3, "2nd and 3rd workers join", "2nd and 3rd workers leave"),
+        (4, "2nd, 3rd and 4th workers join", "2nd, 3rd and 4th workers leave"),
+    ],
+)
+def test_the_join_and_leave_steps_name_the_workers_that_come_and_go(
+    workers: int, join: str, leave: str
+) -> None:
+    plan = make_plan(5_000, ["join-leave"], 0, seed=1, workers=workers)
+    assert [s.label for s in plan] == ["none (baseline)", join, leave]
+
+
 def test_slices_cover_the_workload_in_order_and_moments_stay_inside_them() -> None:
     plan = make_plan(50_003, ALL, 5, seed=3)
     assert plan[0].start == 0 and plan[-1].stop == 50_003

@@ -89,8 +89,13 @@ def test_the_defaults_run_every_fault_over_at_least_50000_lines() -> None:
 def test_options_that_cannot_run_are_refused() -> None:
     with pytest.raises(ValueError, match="--faults"):
         config("--faults", "worker-kill,flood")
-    with pytest.raises(ValueError, match="second worker"):
+    with pytest.raises(ValueError, match="2 workers need --partitions 2"):
         config("--partitions", "1")
+    with pytest.raises(ValueError, match="3 workers need --partitions 3"):
+        config("--partitions", "2", "--workers", "3")
+    assert config("--partitions", "3", "--workers", "3").workers == 3
+    with pytest.raises(ValueError, match="--workers"):
+        config("--workers", "1")
     assert config("--partitions", "1", "--faults", "poison").partitions == 1
     with pytest.raises(ValueError, match="--lines"):
         config("--lines", "100")
@@ -99,7 +104,9 @@ def test_options_that_cannot_run_are_refused() -> None:
 
 
 def test_the_command_line_printed_repeats_the_run() -> None:
-    original = config("--lines", "3000", "--kills", "2", "--seed", "4", "--json", "x.json")
+    original = config(
+        "--lines", "3000", "--kills", "2", "--seed", "4", "--workers", "3", "--json", "x.json"
+    )  # fmt: skip
     again = config(*shlex.split(command_line(original))[2:])
     assert again == Config(**{**original.__dict__, "json": None})
     assert again.json is None and original.json == Path("x.json")

@@ -1,5 +1,6 @@
 """The Faust and aiokafka internals `stream/transport.py`, `stream/faust_compat.py`,
-`stream/cache.py` and `stream/delivery.py` override or call: each must still exist with the
+`stream/cache.py`, `stream/delivery.py` and `stream/state_healing.py` override or call (the
+latter's older grafts are pinned in test_state_healing.py): each must still exist with the
 parameters the project relies on. A failure names the method; re-test the graft against the new
 version before changing the expectation (and the pins in pyproject.toml)."""
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -34,6 +36,12 @@ GRAFTS = [
     # cache.py: persisted changelog offsets, as Faust writes them after a changelog send
     (RocksDBStore, "set_persisted_offset", ["tp", "offset"]),
     (TableManager, "persist_offset_on_commit", ["store", "tp", "offset"]),
+    # state_healing.py: the restore's end from the broker, offsets persisted on commit
+    (Recovery, "_build_highwaters", ["consumer", "tps", "destination", "title"]),
+    (Recovery, "_seek_offsets", ["consumer", "tps", "offsets", "title"]),
+    (AIOKafkaConsumer, "end_offsets", ["partitions"]),
+    (TableManager, "on_commit", ["offsets"]),
+    (TableManager, "on_partitions_revoked", ["revoked"]),
     # delivery.py: record batches on the aiokafka producer
     (AIOKafkaProducer, "create_batch", []),
     (AIOKafkaProducer, "send_batch", ["batch", "topic", "partition"]),
@@ -148,3 +156,54 @@ def test_a_partitions_transaction_is_where_faust_keeps_and_commits_it() -> None:
     assert "self._trn_locks[transactional_id]" in commit_all
     assert "self._transaction_producers" in inspect.getsource(faust_aiokafka.Producer)
     assert "group_for_topic" in vars(PartitionAssignor)
+
+
+def test_recovery_takes_the_active_restore_end_from_build_highwaters() -> None:
+    # state_healing.HealingRecovery._build_highwaters asks the broker for the high watermark
+    # under exactly_once: Faust's consumer answers aiokafka's last stable offset there, None
+    # until a fetch response came back (robinhood/faust #658), and recovery read None as -1.
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    restart = inspect.getsource(Recovery._restart_recovery.fun)
+    assert "consumer, assigned_active_tps, active_highwaters" in restart, (
+        "faust Recovery._restart_recovery no longer fills active_highwaters by _build_highwaters"
+    )
+    assert "highwater - offsets[tp]" in inspect.getsource(Recovery.active_remaining), (
+        "faust Recovery.active_remaining no longer counts up to active_highwaters"
+    )
+    assert "last_stable_offset(tp)" in inspect.getsource(AIOKafkaConsumerThread._highwaters), (
+        "faust's consumer no longer answers the last stable offset under exactly_once: "
+        "re-check whether state_healing still needs to ask the broker itself"
+    )
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)
+    assert "detect_aborted_tx" in slurp and "offsets[tp] = highwater" in slurp, (
+        "faust recovery no longer ends a read_committed restore whose last offsets are "
+        "transaction markers by moving the offset to the highwater (HealingRecovery puts the "
+        "active offsets back around _seek_offsets because of that move)"
+    )
+    restart = inspect.getsource(Recovery._restart_recovery.fun)
+    build, seek = restart.find("self._build_offsets)"), restart.find("self._seek_offsets)")
+    assert -1 < build < seek, "faust recovery no longer seeks after building the offsets"
+
+
+def test_pending_changelog_offsets_are_kept_by_changelog_and_committed_by_source() -> None:
+    # state_healing.HealingTableManager.on_commit persists a pending changelog offset when the
+    # transaction it was written in commits: Faust keeps it by changelog partition and looked
+    # it up by the committed source partition, so it was never persisted (robinhood/faust #599).
+    from faust.transport.consumer import TransactionManager
+
+    assert "self._pending_persisted_offsets[tp] = (store, offset)" in inspect.getsource(
+        TableManager.persist_offset_on_commit
+    ), "faust TableManager.persist_offset_on_commit no longer keeps (store, offset) by TP"
+    assert "self.app.tables.on_commit(committable_offsets)" in inspect.getsource(FaustConsumer), (
+        "faust Consumer no longer tells the tables which source offsets it committed"
+    )
+    assert "group_for_topic(tp.topic)" in inspect.getsource(TransactionManager.commit), (
+        "faust no longer names a transaction by the topic group of the committed partition"
+    )
+    app = faust.App("internals-tables", autodiscover=False)
+    from stream_edits.settings import Settings
+    from stream_edits.stream.state_healing import HealingTableManager, install_state_healing
+
+    install_state_healing(app, Settings(bootstrap_servers="127.0.0.1:1"))
+    assert isinstance(app.tables, HealingTableManager), "faust's TableManager setting is gone"
