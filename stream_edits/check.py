@@ -12,6 +12,7 @@ import orjson
 from stream_edits.decide_line import decide_line
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.engine.core import unresolved_reference
+from stream_edits.formats.identity import DependentIdentity
 from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
 from stream_edits.formats.result import UnreadableInput
 from stream_edits.gc_pause import gc_paused
@@ -75,11 +76,12 @@ def run(
     rejects: Path | None = None,
     input_format: str = InputFormat.NDJSON,
     received_at: str | None = None,
+    dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
 ) -> int:
     """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code.
 
-    X12 837P and FHIR input is converted first (`formats.reader`); its refused claims are
-    rejects too.
+    X12 837P and FHIR input is converted first (`formats.reader`, dependents identified as
+    `dependents` says); its refused claims are rejects too.
     """
     try:
         rules = load_rules(rules_dir)
@@ -91,7 +93,7 @@ def run(
         return 2
     refused: list[Rejection] = []
     try:
-        with read_claims(path, input_format, received_at) as claims:
+        with read_claims(path, input_format, received_at, dependents) as claims:
             decisions = final_decisions(claims.lines, rules, refused)
     except OSError as error:
         print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream_edits.formats.identity import DependentIdentity
+
 HEADER_ROOM_BYTES = 64 * 1024
 STATE_ROOM_BYTES = 16 * 1024
 
@@ -78,6 +80,11 @@ class Settings(BaseSettings):
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
     session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None
+
+    # Intake of X12 837P and FHIR (`check`/`produce --format`): how a dependent patient becomes
+    # a member (docs/input-formats.md, "Identity"). subscriber-and-patient: the subscriber's id
+    # plus the dependent; patient-member-id: the patient's own member id.
+    dependent_identity: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"
