@@ -71,14 +71,13 @@ class ClaimEntry:
         self.last_day = max(self.last_day, day)
 
     def to_wire(self) -> list[Any]:
-        """Compact list form; the identity fields follow as one dict only when any is set, so an
-        entry without them keeps the form stored before they existed."""
+        """Compact list form; the identity fields come as one dict before `last_day` only when
+        any is set, so an entry without them keeps the form stored before they existed."""
         wire: list[Any] = [
             WIRE_VERSION,
             {str(n): ln.to_wire() for n, ln in self.lines.items()},
             self.retracted,
             self.void_fingerprint,
-            self.last_day,
         ]
         identity: dict[str, Any] = {}
         if self.patient_control_number is not None:
@@ -89,12 +88,13 @@ class ClaimEntry:
             identity["r"] = self.references
         if identity:
             wire.append(identity)
+        wire.append(self.last_day)  # always last: the stream's expiry reads it undecoded
         return wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> ClaimEntry:
         """Inverse of to_wire."""
-        _, lines, retracted, void_fp, last_day, *rest = raw
+        _, lines, retracted, void_fp, *rest, last_day = raw
         identity: dict[str, Any] = rest[0] if rest else {}
         return cls(
             {int(n): ClaimLine.from_wire(v) for n, v in lines.items()},

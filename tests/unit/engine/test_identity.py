@@ -136,6 +136,7 @@ def test_identity_state_round_trips_and_state_stored_before_it_still_reads(
 
     for state in (alias, entry):
         assert ClaimEntry.from_wire(state.to_wire()) == state
+        assert state.to_wire()[-1] == state.last_day > 0  # the stream's expiry reads it so
     assert DayState.from_wire(day.to_wire()) == day
     assert (alias.holders.keys(), alias.references.keys()) == ({"P1", "P2"}, {"P2"})
     assert len(ClaimEntry().to_wire()) == 5  # no identity fields: the form stored before
