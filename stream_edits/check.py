@@ -11,10 +11,12 @@ import orjson
 
 from stream_edits.decide_line import decide_line
 from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.engine.core import unresolved_reference
+from stream_edits.formats.identity import DependentIdentity
 from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
 from stream_edits.formats.result import UnreadableInput
 from stream_edits.gc_pause import gc_paused
-from stream_edits.models import Rejection
+from stream_edits.models import ClaimLineEvent, Rejection
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.rules.tables import RuleSet
 
@@ -24,7 +26,9 @@ def final_decisions(
 ) -> list[LineDecision]:
     """Feed NDJSON lines in order; return each decided line's final decision, in first-seen order.
 
-    Invalid or conflicting inputs get no decision; they are appended to `rejects` when given.
+    Invalid or conflicting inputs get no decision; they are appended to `rejects` when given,
+    followed by an `unresolved_reference` notice for each correction whose original is in none
+    of the lines (checked once all are read, so the report does not depend on their order).
     """
     with gc_paused():
         # The engine's state is freed when _decide returns, before the collector resumes: it
@@ -36,6 +40,7 @@ def _decide(
     lines: Iterable[bytes], engine: EditEngine, rejects: list[Rejection] | None
 ) -> list[LineDecision]:
     latest: dict[tuple[str, int], LineDecision] = {}
+    unresolved: list[tuple[int, ClaimLineEvent]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -44,8 +49,15 @@ def _decide(
             if rejects is not None:
                 rejects.append(result.rejection)
             continue
+        if result.unresolved is not None:
+            unresolved.append((number, result.unresolved))
         for decision in result.decisions:
             latest[(decision.claim_id, decision.line_number)] = decision
+    if rejects is not None:
+        for number, event in unresolved:
+            if not engine.resolves(event):
+                notice = unresolved_reference(event)
+                rejects.append(notice.model_copy(update={"input_line": number}))
     return list(latest.values())
 
 
@@ -64,11 +76,12 @@ def run(
     rejects: Path | None = None,
     input_format: str = InputFormat.NDJSON,
     received_at: str | None = None,
+    dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
 ) -> int:
     """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code.
 
-    X12 837P and FHIR input is converted first (`formats.reader`); its refused claims are
-    rejects too.
+    X12 837P and FHIR input is converted first (`formats.reader`, dependents identified as
+    `dependents` says); its refused claims are rejects too.
     """
     try:
         rules = load_rules(rules_dir)
@@ -80,7 +93,7 @@ def run(
         return 2
     refused: list[Rejection] = []
     try:
-        with read_claims(path, input_format, received_at) as claims:
+        with read_claims(path, input_format, received_at, dependents) as claims:
             decisions = final_decisions(claims.lines, rules, refused)
     except OSError as error:
         print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)

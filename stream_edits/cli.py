@@ -46,6 +46,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         rejects=args.rejects,
         input_format=args.format,
         received_at=args.received_at,
+        dependents=settings.dependent_identity,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.engine.core import unresolved_reference
 from stream_edits.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, Rejection
 
@@ -20,6 +21,12 @@ class LineResult:
     decisions: list[LineDecision] = field(default_factory=list)
     rejection: Rejection | None = None
     duplicate: bool = False  # an exact redelivery: `decisions` restate the current ones
+    # A correction whose original is not known yet: decided all the same, and reported.
+    unresolved: ClaimLineEvent | None = None
+
+    def notice(self) -> Rejection | None:
+        """The `unresolved_reference` notice of this line, if any."""
+        return None if self.unresolved is None else unresolved_reference(self.unresolved)
 
 
 def decide_line(
@@ -41,4 +48,4 @@ def decide_line(
         return LineResult(rejection=rejection)
     if outcome.duplicate:
         return LineResult(engine.restate_event(event), duplicate=True)
-    return LineResult(outcome.decisions)
+    return LineResult(outcome.decisions, unresolved=event if outcome.unresolved else None)

@@ -89,6 +89,11 @@ class ClaimLineEvent(BaseModel):
     claim_frequency: ClaimFrequency = ClaimFrequency.ORIGINAL
     original_claim_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     received_at: AwareDatetime
+    # The provider's own number of the claim (X12 CLM01, FHIR Claim.identifier) and the billing
+    # provider's NPI (2010AA, Claim.provider): with them a correction may name its original by
+    # that number (docs/input-formats.md, "Identity").
+    patient_control_number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    billing_provider: str | None = None
 
     @field_validator("claim_frequency", mode="before")
     @classmethod
@@ -96,7 +101,7 @@ class ClaimLineEvent(BaseModel):
         # Producers that send the frequency as a JSON number mean the same code.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("provider_npi")
+    @field_validator("provider_npi", "billing_provider")
     @classmethod
     def _npi_check_digit(cls, value: str | None) -> str | None:
         if value is not None and not npi_is_valid(value):
@@ -190,7 +195,9 @@ class SourceOffset(BaseModel):
 class Decision(BaseModel):
     """A line's decision: the value on `claim-edits` and one line of `stream-edits check` output.
 
-    `revision` counts how many times the line's decision changed, starting at 1. The stream adds
+    `revision` counts how many times the line's decision changed, starting at 1. `claim_id` is the
+    payer claim control number; `patient_control_number` the provider's own (CLM01), when the
+    claim carried one, so a provider can quote either. The stream adds
     provider_npi, decided_at and source (the `claim-lines` record of the event that caused this
     revision); `check` leaves them out.
     """
@@ -205,6 +212,7 @@ class Decision(BaseModel):
     status: Status
     edits: list[Edit]
     revision: Annotated[int, Field(ge=1)]
+    patient_control_number: str | None = None
     provider_npi: str | None = None
     decided_at: datetime | None = None
     source: SourceOffset | None = None
@@ -225,6 +233,9 @@ class RejectCode(StrEnum):
     INVALID_LINE = "invalid_line"  # not a valid claim-line event (JSON, fields, rules of form)
     CONFLICT = "conflict"  # an identity already received with other content
     MEMBER_STATE_TOO_LARGE = "member_state_too_large"  # the member's record would pass the limit
+    # A notice, not a refusal: a correction naming no claim known when it came; its lines are
+    # decided all the same, and the claim it names is voided if it arrives later.
+    UNRESOLVED_REFERENCE = "unresolved_reference"
     INTERNAL_ERROR = "internal_error"  # a bug: the line is set aside, the stream goes on
 
 

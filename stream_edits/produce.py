@@ -113,12 +113,13 @@ def run(
     NDJSON lines are sent as they are, unvalidated: the worker owns validation. A line whose
     member_id cannot be read (malformed JSON, missing or empty member_id) is still published,
     with a null key, so that it reaches the worker's dead-letter path rather than vanishing here.
-    X12 837P and FHIR input is converted first (`formats.reader`): its claims refused whole are
+    X12 837P and FHIR input is converted first (`formats.reader`, dependents identified as
+    settings.dependent_identity says): its claims refused whole are
     printed to stderr as JSON lines (as `check` prints rejects) and the others published.
     Exit 0 when all lines are acknowledged, 1 on a Kafka error, 2 when the file cannot be read.
     """
     try:
-        opened = read_claims(path, input_format, received_at)
+        opened = read_claims(path, input_format, received_at, settings.dependent_identity)
     except OSError as error:
         print(f"stream-edits produce: cannot read {path}: {error.strerror}", file=sys.stderr)
         return 2

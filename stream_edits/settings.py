@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream_edits.formats.identity import DependentIdentity
+
 HEADER_ROOM_BYTES = 64 * 1024
 STATE_ROOM_BYTES = 16 * 1024
 
@@ -100,6 +102,11 @@ class Settings(BaseSettings):
     """How long a killed worker holds its partitions (Faust's default is 60 s)."""
     rules_dir: Path | None = None
     """Directory of rule tables with its manifest.toml; unset: the shipped defaults."""
+
+    # Intake of X12 837P and FHIR (`check`/`produce --format`): how a dependent patient becomes
+    # a member (docs/input-formats.md, "Identity"). subscriber-and-patient: the subscriber's id
+    # plus the dependent; patient-member-id: the patient's own member id.
+    dependent_identity: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"

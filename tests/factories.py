@@ -61,7 +61,7 @@ def line(
 
 
 def void(
-    claim_id: str, original: str, *, member_id: str = "M1", minutes: float = 0
+    claim_id: str, original: str, *, member_id: str = "M1", minutes: float = 0, **extra: Any
 ) -> ClaimLineEvent:
     """A void (frequency 8) of `original`."""
     return ClaimLineEvent.model_validate(
@@ -71,5 +71,6 @@ def void(
             "claim_frequency": "8",
             "original_claim_id": original,
             "received_at": (T0 + timedelta(minutes=minutes)).isoformat(),
+            **extra,
         }
     )

@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from stream_edits.chaos.inputs import VALID, Kind, Record
 from stream_edits.check import final_decisions
 from stream_edits.intake import decode_claim_line
-from stream_edits.models import ClaimLineEvent, DeadLetterHeaders, Rejection
+from stream_edits.models import ClaimLineEvent, DeadLetterHeaders, RejectCode, Rejection
 from stream_edits.rules.tables import RuleSet
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
@@ -64,6 +64,9 @@ def is_valid_line(value: bytes | None) -> bool:
     if value is None or not value.strip():
         return False
     return isinstance(decode_claim_line(value), ClaimLineEvent)
+
+
+_NOTICE = RejectCode.UNRESOLVED_REFERENCE.value
 
 
 @dataclass
@@ -189,10 +192,12 @@ def score(
                 examples.append(f"{line[0]}#{line[1]}: check -, read {_text(verdict)}")
     invalid = list(invalid_sources)
     undelivered = [source for source in invalid if source not in ledger.dead_letters]
+    # An unresolved_reference is a notice on a valid line that was also decided (a correction
+    # that came before its original, as producers racing each other send them), not a refusal.
     misplaced = [
         source
         for source, letter in ledger.dead_letters.items()
-        if source in valid_sources or letter.value_valid
+        if (source in valid_sources or letter.value_valid) and letter.reason != _NOTICE
     ]
     for source in undelivered[: max(0, EXAMPLES - len(examples))]:
         examples.append(f"no dead letter for claim-lines[{source[0]}]@{source[1]}")

@@ -4,6 +4,14 @@ State lives in two mappings the caller owns (plain dicts offline, Faust tables i
 claim entries keyed (member_id, claim_id) and days keyed (member_id, date_of_service). The engine
 reads and writes them only through `get` and `[key] = value`, so a write-back cache can stand in
 front of a table.
+
+A claim id is the payer claim control number. A correction (replacement or void) names its
+original in `original_claim_id`: it retracts the claim of that id, and, when the correction carries
+a patient control number or billing provider, every claim of the member with that patient control
+number under the same billing provider received before it (ordered by (received_at, claim_id)),
+never the correction itself. The claims carrying a patient control number and the corrections
+naming one meet in an entry of the claims map keyed by `number_key`, so whichever arrives first
+the outcome is the same.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from stream_edits.models import (
     ClaimFrequency,
     ClaimLineEvent,
     Edit,
+    FieldError,
     RejectCode,
     Rejection,
     Status,
@@ -79,10 +88,11 @@ class LineDecision:
     status: Status
     edits: tuple[Edit, ...]
     revision: int
+    patient_control_number: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The decision as a JSON-ready dict (the `check` output; the stream adds its fields)."""
-        return {
+        wire = {
             "claim_id": self.claim_id,
             "line_number": self.line_number,
             "member_id": self.member_id,
@@ -92,6 +102,9 @@ class LineDecision:
             "edits": [e.model_dump(mode="json", exclude_none=True) for e in self.edits],
             "revision": self.revision,
         }
+        if self.patient_control_number is not None:
+            wire["patient_control_number"] = self.patient_control_number
+        return wire
 
 
 @dataclass(slots=True)
@@ -101,6 +114,7 @@ class Outcome:
     decisions: list[LineDecision] = field(default_factory=list)
     rejection: Rejection | None = None
     duplicate: bool = False
+    unresolved: bool = False  # a correction naming no known claim (`unresolved_reference`)
 
 
 class EditEngine:
@@ -122,6 +136,23 @@ class EditEngine:
             return self._void(event)
         return self._line(event)
 
+    def resolves(self, event: ClaimLineEvent) -> bool:
+        """True when the claim a correction names is known: a claim of that id, or one with that
+        patient control number under the same billing provider received before the correction."""
+        ref, member = event.original_claim_id, event.member_id
+        if ref is None:
+            return True
+        target = self.claims.get((member, ref))
+        if target is not None and (target.lines or target.void_fingerprint is not None):
+            return True
+        if not _names_by_number(event):
+            return False
+        alias = self.claims.get((member, number_key(event.billing_provider, ref)))
+        mark = (received_us(event), event.claim_id)
+        return alias is not None and any(
+            (at, held) < mark for held, at in alias.holders.items() if held != event.claim_id
+        )
+
     def restate_day(self, member_id: str, dos: date) -> list[LineDecision]:
         """Every current decision of a member's day (its rule-relevant lines); changes nothing."""
         day = self.days.get((member_id, dos))
@@ -141,10 +172,13 @@ class EditEngine:
         write-back table cache sends it to the changelog again.
         """
         out: list[LineDecision] = []
+        member, ref = event.member_id, event.original_claim_id
         if event.line_number is not None:
-            out += self._claim_decisions(event.member_id, event.claim_id, event.line_number)
-        if event.original_claim_id is not None:
-            out += self._claim_decisions(event.member_id, event.original_claim_id, None)
+            out += self._claim_decisions(member, event.claim_id, event.line_number)
+        if ref is not None:
+            out += self._claim_decisions(member, ref, None)
+            for held in self._held_before(event):
+                out += self._claim_decisions(member, held, None)
         return out
 
     def _claim_decisions(self, member: str, claim_id: str, only: int | None) -> list[LineDecision]:
@@ -160,7 +194,7 @@ class EditEngine:
             if line.in_day:
                 dates.add(line.dos)
             else:
-                out.append(_stub_decision(member, claim_id, number, line))
+                out.append(_stub_decision(member, claim_id, number, line, entry))
         for dos in sorted(dates):
             day = self.days.get((member, dos))
             if day is not None:
@@ -186,13 +220,19 @@ class EditEngine:
                 f"line ({claim_id}, {number}) was already received with different content; "
                 "the first stays"
             )
+        first = not entry.lines
         decisions: list[LineDecision] = []
         today = max(event.date_of_service.toordinal(), event.received_at.date().toordinal())
+        if event.patient_control_number is not None and self._hold(event, today):
+            decisions += self._retract(member, claim_id, today)
+            entry = self.claims.get((member, claim_id)) or entry
+        unresolved = False
         if event.claim_frequency is _REPLACEMENT:
-            assert event.original_claim_id is not None
-            decisions += self._retract(member, event.original_claim_id, today)
+            unresolved = first and not self.resolves(event)
+            decisions += self._correct(event, today)
         dos, code = event.date_of_service, event.procedure_code
         entry.touch(today)
+        entry.patient_control_number = event.patient_control_number
         if self.rules.mentions(code):
             entry.lines[number] = ClaimLine(fp, dos, True)
             day = self.days.get((member, dos)) or DayState()
@@ -205,6 +245,7 @@ class EditEngine:
                 tuple(event.modifiers),
                 received_us(event),
                 voided=entry.retracted,
+                patient_control_number=event.patient_control_number,
             )
             day.last_day = max(day.last_day, today)
             decisions += self._redecide(member, dos, day, {event.provider_npi})
@@ -213,9 +254,9 @@ class EditEngine:
             status = _VOID if entry.retracted else _ACCEPT
             stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1)
             entry.lines[number] = stub
-            decisions.append(_stub_decision(member, claim_id, number, stub))
+            decisions.append(_stub_decision(member, claim_id, number, stub, entry))
         self.claims[(member, claim_id)] = entry
-        return Outcome(decisions)
+        return Outcome(decisions, unresolved=unresolved)
 
     def _void(self, event: ClaimLineEvent) -> Outcome:
         assert event.original_claim_id is not None
@@ -231,10 +272,66 @@ class EditEngine:
                 return Outcome(duplicate=True)
             return _conflict(f"void {event.claim_id} was already received with different content")
         today = event.received_at.date().toordinal()
+        unresolved = not self.resolves(event)
         entry.void_fingerprint = fp
         entry.touch(today)
+        entry.patient_control_number = event.patient_control_number
         self.claims[(member, event.claim_id)] = entry
-        return Outcome(self._retract(member, event.original_claim_id, today))
+        return Outcome(self._correct(event, today), unresolved=unresolved)
+
+    def _correct(self, event: ClaimLineEvent, today: int) -> list[LineDecision]:
+        """Retract what a correction names: the claim of that id, and the claims of that patient
+        control number under its billing provider received before it."""
+        member, ref = event.member_id, event.original_claim_id
+        assert ref is not None
+        decisions = self._retract(member, ref, today)
+        if not _names_by_number(event):
+            return decisions
+        key = (member, number_key(event.billing_provider, ref))
+        alias = self.claims.get(key) or ClaimEntry()
+        at = received_us(event)
+        if alias.references.get(event.claim_id, at + 1) > at:
+            alias.references[event.claim_id] = at
+        alias.touch(today)
+        self.claims[key] = alias
+        for held in self._held_before(event):
+            decisions += self._retract(member, held, today)
+        return decisions
+
+    def _held_before(self, event: ClaimLineEvent) -> list[str]:
+        """The claims with the patient control number a correction names, received before it."""
+        ref = event.original_claim_id
+        if ref is None or not _names_by_number(event):
+            return []
+        alias = self.claims.get((event.member_id, number_key(event.billing_provider, ref)))
+        if alias is None:
+            return []
+        mark = (received_us(event), event.claim_id)
+        return sorted(
+            held
+            for held, at in alias.holders.items()
+            if held != event.claim_id and (at, held) < mark
+        )
+
+    def _hold(self, event: ClaimLineEvent, today: int) -> bool:
+        """Register a claim under its patient control number; True when a correction received
+        after it names that number (the claim is then retracted, as if that came second)."""
+        assert event.patient_control_number is not None
+        claim_id = event.claim_id
+        key = (event.member_id, number_key(event.billing_provider, event.patient_control_number))
+        alias = self.claims.get(key) or ClaimEntry()
+        at = received_us(event)
+        known = alias.holders.get(claim_id)
+        if known is not None and known <= at:
+            return False
+        alias.holders[claim_id] = at
+        alias.touch(today)
+        self.claims[key] = alias
+        return any(
+            (at, claim_id) < (when, other)
+            for other, when in alias.references.items()
+            if other != claim_id
+        )
 
     def _retract(self, member: str, claim_id: str, today: int) -> list[LineDecision]:
         """Void every line of `claim_id` (now or when they arrive) and re-decide their days."""
@@ -252,7 +349,7 @@ class EditEngine:
             elif known.status != _VOID:
                 known.status = _VOID
                 known.revision += 1
-                decisions.append(_stub_decision(member, claim_id, number, known))
+                decisions.append(_stub_decision(member, claim_id, number, known, entry))
         for dos in sorted(touched):
             day = self.days.get((member, dos))
             if day is None:  # expired beyond the horizon: nothing left to re-decide
@@ -311,10 +408,41 @@ class EditEngine:
             verdict.status,
             verdict.edits,
             line.revision,
+            line.patient_control_number,
         )
 
 
-def _stub_decision(member: str, claim_id: str, number: int, line: ClaimLine) -> LineDecision:
+def number_key(billing_provider: str | None, patient_control_number: str) -> str:
+    """The claims-map id of the entry that links a patient control number under a billing
+    provider to its claims and corrections (NUL-led: no claim id starts so)."""
+    return f"\x00{billing_provider or ''}\x00{patient_control_number}"
+
+
+def _names_by_number(event: ClaimLineEvent) -> bool:
+    """True when a correction may name its original by patient control number: it carries one,
+    or its billing provider (payers' own NDJSON systems name originals by claim id only)."""
+    return event.patient_control_number is not None or event.billing_provider is not None
+
+
+def unresolved_reference(event: ClaimLineEvent) -> Rejection:
+    """The notice for a correction whose original is not known (its lines are decided anyway)."""
+    kind = "void" if event.is_void else "replacement"
+    return Rejection(
+        reason=(
+            f"unresolved_reference: {kind} {event.claim_id} names {event.original_claim_id}, "
+            "which matches no claim of the member (by payer claim control number, or by patient "
+            "control number under its billing provider, received before it); it is applied, and "
+            "the claim it names is voided if it arrives later"
+        ),
+        code=RejectCode.UNRESOLVED_REFERENCE,
+        errors=[FieldError(field="original_claim_id", message="matches no known claim")],
+        claim_id=event.claim_id,
+    )
+
+
+def _stub_decision(
+    member: str, claim_id: str, number: int, line: ClaimLine, entry: ClaimEntry | None = None
+) -> LineDecision:
     return LineDecision(
         claim_id,
         number,
@@ -325,6 +453,7 @@ def _stub_decision(member: str, claim_id: str, number: int, line: ClaimLine) -> 
         _STATUS_OF[line.status],
         (),
         line.revision,
+        None if entry is None else entry.patient_control_number,
     )
 
 

@@ -51,36 +51,59 @@ class ClaimEntry:
     `retracted` is set when any replacement or void of the member names this claim, even before
     the claim itself arrives. `void_fingerprint` is set when this claim id is itself a void.
     `last_day` is the newest of its dates of service and receipt dates, for expiry.
+
+    `patient_control_number` is the provider's own number of the claim (CLM01), when sent. An
+    entry keyed by a patient control number under a billing provider (`engine.core.number_key`)
+    instead lists the claims that carry that number (`holders`) and the corrections that name
+    it (`references`), each with its earliest received_at in microseconds.
     """
 
     lines: dict[int, ClaimLine] = field(default_factory=dict)
     retracted: bool = False
     void_fingerprint: str | None = None
     last_day: int = 0
+    patient_control_number: str | None = None
+    holders: dict[str, int] = field(default_factory=dict)
+    references: dict[str, int] = field(default_factory=dict)
 
     def touch(self, day: int) -> None:
         """Keep the entry alive at least until `day` (an ordinal) plus the horizon."""
         self.last_day = max(self.last_day, day)
 
     def to_wire(self) -> list[Any]:
-        """Compact list form."""
-        return [
+        """Compact list form; the identity fields come as one dict before `last_day` only when
+        any is set, so an entry without them keeps the form stored before they existed."""
+        wire: list[Any] = [
             WIRE_VERSION,
             {str(n): ln.to_wire() for n, ln in self.lines.items()},
             self.retracted,
             self.void_fingerprint,
-            self.last_day,
         ]
+        identity: dict[str, Any] = {}
+        if self.patient_control_number is not None:
+            identity["n"] = self.patient_control_number
+        if self.holders:
+            identity["h"] = self.holders
+        if self.references:
+            identity["r"] = self.references
+        if identity:
+            wire.append(identity)
+        wire.append(self.last_day)  # always last: the stream's expiry reads it undecoded
+        return wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> ClaimEntry:
         """Inverse of to_wire."""
-        _, lines, retracted, void_fp, last_day = raw
+        _, lines, retracted, void_fp, *rest, last_day = raw
+        identity: dict[str, Any] = rest[0] if rest else {}
         return cls(
             {int(n): ClaimLine.from_wire(v) for n, v in lines.items()},
             retracted,
             void_fp,
             last_day,
+            identity.get("n"),
+            dict(identity.get("h", {})),
+            dict(identity.get("r", {})),
         )
 
 
@@ -98,11 +121,14 @@ class DayLine:
     voided: bool = False
     signature: list[Any] | None = None  # the current verdict's signature, for change detection
     revision: int = 0
+    patient_control_number: str | None = None
 
     def to_wire(self) -> list[Any]:
-        """Compact list form."""
+        """Compact list form: the claim id slot holds [claim_id, patient_control_number] when the
+        line has one, so a line without it keeps the form stored before."""
+        number = self.patient_control_number
         return [
-            self.claim_id,
+            self.claim_id if number is None else [self.claim_id, number],
             self.line_number,
             self.code,
             self.npi,
@@ -120,7 +146,10 @@ class DayLine:
         if len(raw) == _DAY_LINE_WITH_EXTRAS:
             raw = raw[:7] + raw[8:]
         c, n, code, npi, units, mods, rec, voided, sig, rev = raw
-        return cls(c, n, code, npi, units, tuple(mods), rec, voided, sig, rev)
+        number = None
+        if isinstance(c, list):
+            c, number = c
+        return cls(c, n, code, npi, units, tuple(mods), rec, voided, sig, rev, number)
 
 
 @dataclass(slots=True)

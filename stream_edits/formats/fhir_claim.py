@@ -5,7 +5,14 @@ fhir.resources validates every resource against the FHIR model (its R4B package:
 types it uses are the same in R4 and R4B); a resource that fails is refused naming the path of
 each failing element, e.g. `Bundle.entry[2].resource.item[0].productOrService`. Each Claim of a
 Bundle is validated alone, so one bad Claim does not refuse the others. References to a Patient,
-Practitioner, Organization or prior Claim are followed within the same Bundle.
+Practitioner, Organization, Coverage or prior Claim are followed within the same Bundle.
+
+Identity (docs/input-formats.md): the member is the focal insurance's Coverage (subscriberId, or
+an identifier of type MB), else Claim.patient.identifier, else a Patient identifier of type MB;
+never an MRN. The claim id is the payer claim control number made here from Claim.provider's
+NPI, Claim.identifier, the member and the resource; Claim.identifier goes on as
+`patient_control_number`. `related` (prior/replaces) names the original by either number, and a
+cancelled Claim naming none voids the claims sent before it under its own identifier.
 """
 
 from __future__ import annotations
@@ -24,6 +31,12 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.reference import Reference
 from pydantic import BaseModel, ValidationError
 
+from stream_edits.formats.identity import (
+    DependentIdentity,
+    dependent_member_id,
+    patient_digest,
+    payer_claim_number,
+)
 from stream_edits.formats.result import Conversion, UnreadableInput, validate_event
 from stream_edits.models import ClaimLineEvent, FieldError
 
@@ -35,7 +48,10 @@ PROCEDURE_SYSTEMS = (
     "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
 )
 MEMBER_NUMBER = "MB"  # identifier type (v2-0203) of a payer's member number
-PRIOR = "prior"  # related.relationship of the claim a replacement or void takes back
+# related.relationship of the claim a replacement or void takes back ("replaces" is not in the
+# R4 example code system, but senders use it).
+PRIOR_RELATIONSHIPS = ("prior", "replaces")
+SELF = "self"  # Coverage.relationship of a subscriber who is the patient
 RENDERING_ROLES = ("rendering", "primary")  # careTeam.role of the provider who did the service
 VOID_STATUSES = ("cancelled", "entered-in-error")
 
@@ -65,19 +81,33 @@ class _Bundle:
         return self.entries.get(tail)
 
 
-def events_from_fhir(text: str, received_at: datetime | None = None) -> Conversion:
+@dataclass(frozen=True, slots=True)
+class _Intake:
+    """What every Claim of one conversion shares: its received_at override and dependents rule."""
+
+    received_at: datetime | None
+    dependents: DependentIdentity
+
+
+def events_from_fhir(
+    text: str,
+    received_at: datetime | None = None,
+    dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
+) -> Conversion:
     """Claim-line events of every Claim; each bad Claim refused naming the paths that failed.
 
-    received_at is the Claim's `created` (a date alone: midnight UTC) unless given. Raises
-    UnreadableInput when the text is neither JSON nor NDJSON.
+    received_at is the Claim's `created` (a date alone: midnight UTC) unless given; `dependents`
+    says how a dependent patient is identified. Raises UnreadableInput when the text is neither
+    JSON nor NDJSON.
     """
     conversion = Conversion()
+    intake = _Intake(received_at, dependents)
     for prefix, document in _documents(text, conversion):
         kind = document.get("resourceType")
         if kind == "Bundle":
-            _bundle(prefix, document, received_at, conversion)
+            _bundle(prefix, document, intake, conversion)
         elif kind == "Claim":
-            _claim(f"{prefix}Claim", document, _Bundle(), [], received_at, conversion)
+            _claim(f"{prefix}Claim", document, _Bundle(), [], intake, conversion)
         else:
             where = f"{prefix}{kind if isinstance(kind, str) else 'resource'}.resourceType"
             message = "expected a Claim or a Bundle of Claims"
@@ -119,9 +149,7 @@ def _documents(text: str, conversion: Conversion) -> Iterator[tuple[str, dict[st
             conversion.reject(None, where, [FieldError(field=where, message=message)])
 
 
-def _bundle(
-    prefix: str, document: dict[str, Any], received_at: datetime | None, conversion: Conversion
-) -> None:
+def _bundle(prefix: str, document: dict[str, Any], intake: _Intake, conversion: Conversion) -> None:
     """Every Claim entry of a Bundle, each refused on its own errors and the Bundle's own."""
     entries = document.get("entry") or []
     shell_errors = _invalid(Bundle, {**document, "entry": []}, f"{prefix}Bundle")
@@ -136,7 +164,7 @@ def _bundle(
         if isinstance(resource, dict) and resource.get("resourceType") == "Claim":
             claims.append((path, resource))
     for path, resource in claims:
-        _claim(path, resource, index, shell_errors, received_at, conversion)
+        _claim(path, resource, index, shell_errors, intake, conversion)
 
 
 def _invalid(model: type[BaseModel], document: dict[str, Any], path: str) -> list[FieldError]:
@@ -163,7 +191,7 @@ def _claim(
     document: dict[str, Any],
     bundle: _Bundle,
     errors: list[FieldError],
-    received_at: datetime | None,
+    intake: _Intake,
     conversion: Conversion,
 ) -> None:
     """Add one Claim's events to `conversion`, or refuse it with every error found."""
@@ -173,13 +201,12 @@ def _claim(
     except ValidationError:
         conversion.reject(claim_id, path, [*errors, *_invalid(Claim, document, path)])
         return
-    reader = _ClaimReader(claim, path, bundle, list(errors))
-    events = reader.events(received_at)
+    reader = _ClaimReader(claim, document, path, bundle, list(errors))
+    events = reader.events(intake)
     if reader.errors:
         conversion.reject(claim_id, path, reader.errors)
     else:
-        assert claim_id is not None  # the events carry it, so the model found it
-        conversion.accept(claim_id, events)
+        conversion.accept(events[0][0].claim_id, events)
 
 
 def _raw_claim_id(document: dict[str, Any]) -> str | None:
@@ -198,21 +225,32 @@ class _ClaimReader:
     """Maps one validated Claim to events; what cannot be mapped goes to `errors`, by path."""
 
     claim: Claim
+    document: dict[str, Any]
     path: str
     bundle: _Bundle
     errors: list[FieldError]
 
-    def events(self, received_at: datetime | None) -> list[tuple[ClaimLineEvent, str]]:
-        claim, path = self.claim, self.path
+    def events(self, intake: _Intake) -> list[tuple[ClaimLineEvent, str]]:
+        claim, path, received_at = self.claim, self.path, intake.received_at
         if claim.use != "claim":
             self._error(f"{path}.use", "only a claim (use 'claim') is decided")
         if claim.status == "draft":
             self._error(f"{path}.status", "a draft claim is not decided")
         common: dict[str, Any] = {}
         sources: dict[str, str] = {}
-        self._put(common, sources, "claim_id", self._claim_id())
-        self._put(common, sources, "member_id", self._member())
-        self._put(common, sources, "original_claim_id", self._original())
+        self._put(common, sources, "patient_control_number", self._claim_id())
+        self._put(common, sources, "member_id", self._member(intake.dependents))
+        billing = self._npi(claim.provider, f"{path}.provider")
+        self._put(common, sources, "billing_provider", billing)
+        self._put(common, sources, "original_claim_id", self._original(common))
+        content = orjson.dumps(self.document, option=orjson.OPT_SORT_KEYS)
+        common["claim_id"] = payer_claim_number(
+            common.get("billing_provider", ""),
+            common.get("patient_control_number", ""),
+            common.get("member_id", ""),
+            content,
+        )
+        sources["claim_id"] = sources.get("patient_control_number", path)
         void = claim.status in VOID_STATUSES
         if void:
             common["claim_frequency"] = "8"
@@ -270,28 +308,101 @@ class _ClaimReader:
         self._error(f"{self.path}.identifier", "a claim needs an identifier (or an id)")
         return None
 
-    def _member(self) -> tuple[str, str] | None:
-        """Claim.patient's identifier, else the member number of the Patient it references."""
+    def _member(self, dependents: DependentIdentity) -> tuple[str, str] | None:
+        """The member id: from the focal insurance's Coverage, else Claim.patient.identifier,
+        else the Patient's identifier of type MB; a dependent as `dependents` says."""
+        found_before = len(self.errors)
+        coverage = self._coverage()
+        if coverage is not None:
+            found = self._coverage_member(*coverage, dependents)
+            if found is not None:
+                return found
         ref, where = self.claim.patient, f"{self.path}.patient"
         if ref.identifier is not None and ref.identifier.value:
             return ref.identifier.value, f"{where}.identifier.value"
-        found = self.bundle.find(ref.reference)
-        if found is not None and found[1].get("resourceType") == "Patient":
-            target_path, resource = found
-            patient = self._resolved(target_path, resource)
-            identifiers = patient.get("identifier") if patient else None
-            if isinstance(identifiers, list):
-                ranked = sorted(
-                    range(len(identifiers)), key=lambda i: not _is_member(identifiers[i])
-                )
-                for i in ranked:
-                    value = identifiers[i].get("value")
-                    if isinstance(value, str) and value:
-                        return value, f"{target_path}.identifier[{i}].value"
-            if patient is None:
-                return None
-        self._error(where, "no member id: patient.identifier, or a Patient in the Bundle")
+        patient = self._patient()
+        if patient is not None:
+            target_path, resource = patient
+            for i, identifier in enumerate(resource.get("identifier") or []):
+                if _is_member(identifier) and identifier.get("value"):
+                    return identifier["value"], f"{target_path}.identifier[{i}].value"
+        if len(self.errors) == found_before:
+            self._error(
+                where,
+                "no member id: the focal insurance's Coverage (subscriberId, or an identifier "
+                "of type MB), patient.identifier, or a Patient identifier of type MB (an MRN "
+                "is not a member id)",
+            )
         return None
+
+    def _coverage(self) -> tuple[str, dict[str, Any]] | None:
+        """The validated Coverage of the focal insurance (else the first), when in the Bundle."""
+        insurance = self.claim.insurance or []
+        chosen = next((i for i in insurance if i.focal), insurance[0] if insurance else None)
+        found = None if chosen is None else self.bundle.find(chosen.coverage.reference)
+        if found is None or found[1].get("resourceType") != "Coverage":
+            return None
+        resource = self._resolved(*found)
+        return None if resource is None else (found[0], resource)
+
+    def _patient(self) -> tuple[str, dict[str, Any]] | None:
+        """The validated Patient that Claim.patient references, when in the Bundle."""
+        found = self.bundle.find(self.claim.patient.reference)
+        if found is None or found[1].get("resourceType") != "Patient":
+            return None
+        resource = self._resolved(*found)
+        return None if resource is None else (found[0], resource)
+
+    def _coverage_member(
+        self, path: str, coverage: dict[str, Any], dependents: DependentIdentity
+    ) -> tuple[str, str] | None:
+        """The member id a Coverage gives; None (and an error when needed) when it gives none."""
+        subscriber = coverage.get("subscriberId")
+        subscriber_at = f"{path}.subscriberId"
+        own = next(
+            (
+                (identifier["value"], f"{path}.identifier[{i}].value")
+                for i, identifier in enumerate(coverage.get("identifier") or [])
+                if _is_member(identifier) and identifier.get("value")
+            ),
+            None,
+        )
+        relationship = coverage.get("relationship") or {}
+        codes = {c.get("code") for c in relationship.get("coding") or []}
+        dependent = coverage.get("dependent") or (codes and SELF not in codes)
+        if not dependent:
+            return (subscriber, subscriber_at) if subscriber else own
+        if dependents is DependentIdentity.PATIENT_MEMBER_ID:
+            if own is None:
+                self._error(
+                    path,
+                    "a dependent identified by its own member id needs a Coverage identifier "
+                    "of type MB",
+                )
+            return own
+        if not subscriber:
+            self._error(subscriber_at, "a dependent's Coverage needs the subscriberId")
+            return None
+        if isinstance(coverage.get("dependent"), str):
+            return dependent_member_id(subscriber, coverage["dependent"]), f"{path}.dependent"
+        return self._patient_member(subscriber, subscriber_at)
+
+    def _patient_member(self, subscriber: str, subscriber_at: str) -> tuple[str, str] | None:
+        """subscriber "." digest of the Patient's name and birth date (as X12 2000C gives)."""
+        patient = self._patient()
+        names = patient[1].get("name") if patient else None
+        name = names[0] if isinstance(names, list) and names else {}
+        given = name.get("given") or [""]
+        birth = str(patient[1].get("birthDate") or "") if patient else ""
+        if patient is None or not name.get("family") or len(birth) != len("YYYY-MM-DD"):
+            self._error(
+                f"{self.path}.patient",
+                "a dependent without Coverage.dependent is identified by its Patient's name "
+                "(family, given) and birthDate",
+            )
+            return None
+        digest = patient_digest(name["family"], given[0], birth.replace("-", ""))
+        return dependent_member_id(subscriber, digest), f"{subscriber_at} with {patient[0]}"
 
     def _resolved(self, path: str, resource: dict[str, Any]) -> dict[str, Any] | None:
         """A referenced resource once it validates (its errors go to `errors` otherwise)."""
@@ -305,10 +416,11 @@ class _ClaimReader:
         self.errors += problems
         return None if problems else resource
 
-    def _original(self) -> tuple[str, str] | None:
-        """The claim a replacement or void takes back: related with relationship 'prior'."""
+    def _original(self, common: dict[str, Any]) -> tuple[str, str] | None:
+        """The claim a replacement or void takes back: related with relationship prior or
+        replaces; for a cancelled Claim naming none, the claims sent under its own identifier."""
         for number, related in enumerate(self.claim.related or []):
-            if not _has_code(related.relationship, PRIOR):
+            if not any(_has_code(related.relationship, code) for code in PRIOR_RELATIONSHIPS):
                 continue
             where = f"{self.path}.related[{number}].claim"
             ref = related.claim
@@ -327,8 +439,13 @@ class _ClaimReader:
             self._error(where, "names no claim: identifier, a Claim in the Bundle, or Claim/<id>")
             return None
         if self.claim.status in VOID_STATUSES:
+            own = common.get("patient_control_number")
+            if own is not None:
+                return own, f"{self.path}.identifier[0].value"
             self._error(
-                f"{self.path}.related", "a cancelled claim names the claim it voids (prior)"
+                f"{self.path}.related",
+                "a cancelled claim names the claim it voids (related prior), or carries its "
+                "identifier",
             )
         return None
 

@@ -17,6 +17,7 @@ from typing import IO
 
 import orjson
 
+from stream_edits.formats.identity import DependentIdentity
 from stream_edits.formats.result import Conversion, Origin, UnreadableInput
 from stream_edits.models import Rejection
 
@@ -29,7 +30,7 @@ class InputFormat(StrEnum):
     FHIR_CLAIM = "fhir-claim"
 
 
-Converter = Callable[[str, datetime | None], Conversion]
+Converter = Callable[[str, datetime | None, DependentIdentity], Conversion]
 
 
 @dataclass(slots=True)
@@ -72,9 +73,13 @@ class ClaimInput:
 
 
 def read_claims(
-    path: str, input_format: str = InputFormat.NDJSON, received_at: str | None = None
+    path: str,
+    input_format: str = InputFormat.NDJSON,
+    received_at: str | None = None,
+    dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
 ) -> ClaimInput:
-    """Open `path` (`-` for stdin) as `input_format`; X12 and FHIR are converted whole here.
+    """Open `path` (`-` for stdin) as `input_format`; X12 and FHIR are converted whole here,
+    a dependent patient identified as `dependents` says.
 
     Raises OSError when the file cannot be read, UnreadableInput when it is not in that format
     at all or `received_at` (ISO 8601 with a zone, for converted input only) is no such time.
@@ -91,7 +96,7 @@ def read_claims(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise UnreadableInput(f"not UTF-8 text (byte {error.start})") from None
-    conversion = _converter(fmt)(text, when)
+    conversion = _converter(fmt)(text, when, dependents)
     lines = [event.model_dump_json(exclude_unset=True).encode() for event in conversion.events]
     return ClaimInput(lines, sum(map(len, lines)), conversion.rejections, conversion.origins)
 

@@ -6,6 +6,10 @@ implementation guide. This module maps the loops to events and decides which cla
 refuses: an envelope problem every claim inside that envelope, a problem in a claim's own
 segments that claim, one in a billing provider or subscriber loop (or the transaction header)
 the claims under it. Positions count segments from the start of the file, ISA = 1.
+
+Identity (docs/input-formats.md): the claim id is the payer claim control number made here from
+the billing provider (2010AA NM109), CLM01, the member and the claim's segments; CLM01 goes on as
+`patient_control_number`; REF*F8 of a replacement or void names the original by either number.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ import pyx12.params
 import pyx12.segment
 import pyx12.x12context
 
+from stream_edits.formats.identity import (
+    DependentIdentity,
+    dependent_member_id,
+    patient_digest,
+    payer_claim_number,
+)
 from stream_edits.formats.result import Conversion, UnreadableInput, validate_event
 from stream_edits.log_safety import configure_logging
 from stream_edits.models import ClaimFrequency, ClaimLineEvent, FieldError
@@ -109,11 +119,16 @@ class _Problems:
     segments: defaultdict[int, list[FieldError]] = field(default_factory=lambda: defaultdict(list))
 
 
-def events_from_837p(text: str, received_at: datetime | None = None) -> Conversion:
+def events_from_837p(
+    text: str,
+    received_at: datetime | None = None,
+    dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
+) -> Conversion:
     """Claim-line events of every claim in an 837P file; each bad claim refused with its reasons.
 
-    received_at is the BHT04/BHT05 time of the claim's transaction set, read as UTC, unless given.
-    Raises UnreadableInput when the file is no X12 interchange at all.
+    received_at is the BHT04/BHT05 time of the claim's transaction set, read as UTC, unless given;
+    `dependents` says how a 2000C patient is identified. Raises UnreadableInput when the file is
+    no X12 interchange at all.
     """
     segments, problems = _read(text)
     conversion = Conversion()
@@ -121,12 +136,11 @@ def events_from_837p(text: str, received_at: datetime | None = None) -> Conversi
         for claim in transaction.claims:
             # What pyx12 found comes first; the claim's fields are read only when it found nothing.
             errors = _problems_of(claim, problems)
-            events = [] if errors else _events(claim, received_at, errors)
-            claim_id = claim.clm.value("CLM01")
+            events = [] if errors else _events(claim, received_at, dependents, errors)
             if errors:
-                conversion.reject(claim_id or None, claim.clm.at(), errors)
+                conversion.reject(claim.clm.value("CLM01") or None, claim.clm.at(), errors)
             else:
-                conversion.accept(claim_id, events)
+                conversion.accept(events[0][0].claim_id, events)
     return conversion
 
 
@@ -289,21 +303,34 @@ class _Line:
 
 
 def _events(
-    claim: _Claim, received_at: datetime | None, errors: list[FieldError]
+    claim: _Claim,
+    received_at: datetime | None,
+    dependents: DependentIdentity,
+    errors: list[FieldError],
 ) -> list[tuple[ClaimLineEvent, str]]:
     """The claim's events with the location of each; why one cannot be made goes to `errors`."""
     clm = claim.clm
+    frequency = clm.value("CLM05-3")
     common: dict[str, Any] = {
-        "claim_id": clm.value("CLM01"),
-        "claim_frequency": clm.value("CLM05-3"),
+        "patient_control_number": clm.value("CLM01"),
+        "claim_frequency": frequency,
     }
-    sources = {"claim_id": clm.at("CLM01"), "claim_frequency": clm.at("CLM05-3")}
-    member = _member(claim)
+    sources = {
+        "claim_id": clm.at("CLM01"),
+        "patient_control_number": clm.at("CLM01"),
+        "claim_frequency": clm.at("CLM05-3"),
+    }
+    member = _member(claim, dependents)
     if isinstance(member, FieldError):
         errors.append(member)
     elif member is not None:
-        common["member_id"] = member.value("NM109")
-        sources["member_id"] = member.at("NM109")
+        common["member_id"], sources["member_id"] = member
+    billing = _billing_provider(claim)
+    if billing is None:
+        errors.append(FieldError(field=clm.at(), message="no billing provider (2010AA NM1*85)"))
+    else:
+        common["billing_provider"] = billing.value("NM109")
+        sources["billing_provider"] = billing.at("NM109")
     if received_at is None:
         bht = next((s for s in claim.transaction.header if s.id == "BHT"), None)
         if bht is not None:
@@ -315,7 +342,22 @@ def _events(
     if original is not None:
         common["original_claim_id"] = original.value("REF02")
         sources["original_claim_id"] = original.at("REF02")
-    if clm.value("CLM05-3") == ClaimFrequency.VOID:
+    elif frequency in (ClaimFrequency.REPLACEMENT, ClaimFrequency.VOID):
+        kind = "replacement" if frequency == ClaimFrequency.REPLACEMENT else "void"
+        message = (
+            f"a {kind} ({frequency}) needs REF*F8 in loop 2300 naming the claim it corrects (its "
+            "payer claim control number, or its CLM01)"
+        )
+        errors.append(FieldError(field=clm.at("CLM05-3"), message=message))
+        return []
+    content = "".join(seg.data.format() for seg in claim.segments).encode()
+    common["claim_id"] = payer_claim_number(
+        common.get("billing_provider", ""),
+        common["patient_control_number"],
+        common.get("member_id", ""),
+        content,
+    )
+    if frequency == ClaimFrequency.VOID:
         # A void is one event for the whole claim: its service lines only repeat the original's.
         event = validate_event(common, sources, clm.at())
         if isinstance(event, list):
@@ -334,21 +376,48 @@ def _events(
     return out
 
 
-def _member(claim: _Claim) -> _Segment | FieldError | None:
-    """The subscriber's name segment (2010BA), whose NM109 is the member id."""
+def _member(claim: _Claim, dependents: DependentIdentity) -> tuple[str, str] | FieldError | None:
+    """The member id and where it comes from: the subscriber's NM109 (2010BA), and for a 2000C
+    dependent patient as `dependents` says."""
     if claim.level is None:
         return None
+    patient: _Level | None = None
     for level in claim.level.chain():
         code = level.hl.value("HL03")
         if code == _PATIENT:
-            return FieldError(
-                field=level.hl.at(),
-                message="the patient is a dependent without a member id of its own (loop "
-                "2000C); edits are per member, so send the patient as the subscriber (2010BA)",
-            )
-        if code == _SUBSCRIBER:
-            return _first(level.segments, "NM1", "2010BA", NM101="IL")
+            patient = level
+        elif code == _SUBSCRIBER:
+            name = _first(level.segments, "NM1", "2010BA", NM101="IL")
+            if name is None:
+                return None
+            if patient is None:
+                return name.value("NM109"), name.at("NM109")
+            return _dependent(patient, name, dependents)
     return None
+
+
+def _dependent(
+    patient: _Level, subscriber: _Segment, dependents: DependentIdentity
+) -> tuple[str, str] | FieldError:
+    """A 2000C patient's member id: the subscriber's id and a digest of name and birth date."""
+    if dependents is DependentIdentity.PATIENT_MEMBER_ID:
+        return FieldError(
+            field=patient.hl.at(),
+            message="the patient is a dependent (loop 2000C), which 005010 gives no member id; "
+            "with dependents identified by their own member id, send the patient as the "
+            "subscriber (2000B, SBR02 18)",
+        )
+    name = _first(patient.segments, "NM1", "2010CA", NM101="QC")
+    birth = _first(patient.segments, "DMG", "2010CA")
+    if name is None or birth is None or not name.value("NM103") or not birth.value("DMG02"):
+        return FieldError(
+            field=patient.hl.at(),
+            message="a dependent (loop 2000C) is identified by its name (2010CA NM103, NM104) "
+            "and birth date (DMG02)",
+        )
+    digest = patient_digest(name.value("NM103"), name.value("NM104"), birth.value("DMG02"))
+    where = f"{subscriber.at('NM109')} with {name.at()} and {birth.at('DMG02')}"
+    return dependent_member_id(subscriber.value("NM109"), digest), where
 
 
 def _lines(claim: _Claim) -> list[_Line]:

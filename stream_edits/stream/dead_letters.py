@@ -22,6 +22,7 @@ _EXCEPTION_CLASS = {
     RejectCode.INVALID_LINE: "stream_edits.InvalidLine",
     RejectCode.CONFLICT: "stream_edits.ConflictingLine",
     RejectCode.MEMBER_STATE_TOO_LARGE: "stream_edits.MemberStateTooLarge",
+    RejectCode.UNRESOLVED_REFERENCE: "stream_edits.UnresolvedReference",
     RejectCode.INTERNAL_ERROR: "stream_edits.InternalError",
 }
 

@@ -75,7 +75,7 @@ class MemberView:
             assert entry is not None
             for number, line in entry.lines.items():
                 if not line.in_day and line.dos == dos:
-                    decisions.append(_stub_decision(self.member_id, claim_id, number, line))
+                    decisions.append(_stub_decision(self.member_id, claim_id, number, line, entry))
         return sorted(decisions, key=lambda d: (d.claim_id, d.line_number))
 
     def line(self, claim_id: str, line_number: int) -> LineDecision | None:
@@ -86,7 +86,7 @@ class MemberView:
         if line is None:
             return None
         if not line.in_day:
-            return _stub_decision(self.member_id, claim_id, line_number, line)
+            return _stub_decision(self.member_id, claim_id, line_number, line, entry)
         for decision in self.engine.restate_day(self.member_id, line.dos):
             if (decision.claim_id, decision.line_number) == (claim_id, line_number):
                 return decision

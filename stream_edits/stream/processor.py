@@ -251,6 +251,9 @@ class Processor:
         if result.duplicate:
             self.stats.redeliveries += 1
         self._publish(record, parsed, result.decisions, owner)
+        notice = result.notice()
+        if notice is not None and (not replayed or self.republish_replays):
+            self.dead_letter(record, notice)
 
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,

@@ -174,12 +174,18 @@ def test_every_topic_takes_what_the_worker_writes_to_it() -> None:
 
 
 def distinct_events(lines: list[bytes]) -> set[bytes]:
-    """Each event once, as canonical JSON with received_at in UTC (the same instant)."""
+    """Each event once, as canonical JSON with received_at in UTC (the same instant), named by
+    the provider's number (the NDJSON sample's claim ids are the files' CLM01s)."""
     out = set()
     for raw in lines:
         event = ClaimLineEvent.model_validate_json(raw)
         utc = event.model_copy(update={"received_at": event.received_at.astimezone(UTC)})
-        out.add(orjson.dumps(utc.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
+        fields = utc.model_dump(mode="json")
+        if fields.pop("billing_provider") is not None:
+            fields["claim_id"] = fields.pop("patient_control_number")
+        else:
+            del fields["patient_control_number"]
+        out.add(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
     return out
 
 

@@ -18,7 +18,7 @@ from stream_edits.chaos.verify import (
     gaps,
     score,
 )
-from stream_edits.models import Rejection, SourceOffset
+from stream_edits.models import RejectCode, Rejection, SourceOffset
 from stream_edits.rules.loader import load_rules
 from stream_edits.stream.dead_letters import dead_letter_headers
 from tests.factories import NPI_A
@@ -43,9 +43,11 @@ def decision(
     return orjson.dumps(doc)
 
 
-def headers(partition: int, offset: int, topic: str = TOPIC) -> list[tuple[str, bytes]]:
+def headers(
+    partition: int, offset: int, topic: str = TOPIC, code: RejectCode = RejectCode.INVALID_LINE
+) -> list[tuple[str, bytes]]:
     source = SourceOffset(topic=topic, partition=partition, offset=offset)
-    return dead_letter_headers(source, 0, Rejection(reason="malformed JSON"), "app")
+    return dead_letter_headers(source, 0, Rejection(reason="malformed JSON", code=code), "app")
 
 
 def claim_line(claim: str) -> bytes:
@@ -152,6 +154,14 @@ def test_a_dead_letter_of_a_valid_line_is_wrong() -> None:
     assert found.dead_letters_wrong == 2
     assert found.dead_letters_missing == 0
     assert not found.clean
+
+
+def test_an_unresolved_reference_notice_on_a_valid_line_is_not_wrong() -> None:
+    ledger = Ledger()
+    notice = headers(0, 1, code=RejectCode.UNRESOLVED_REFERENCE)
+    ledger.add_dead_letter(notice, claim_line("C7"), TOPIC)
+    found = score(1, {}, ledger, [], valid_sources={(0, 1)})
+    assert (found.dead_letters_wrong, found.clean) == (0, True)
 
 
 def test_lag_counts_records_past_the_committed_offset() -> None:

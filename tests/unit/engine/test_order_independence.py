@@ -150,3 +150,85 @@ def test_revisions_count_changes_and_each_line_starts_at_one(events: list[ClaimL
             key = (d.claim_id, d.line_number)
             assert d.revision == seen.get(key, 0) + 1
             seen[key] = d.revision
+
+
+BILLING = [NPI_A, NPI_B]
+NUMBERS = ["X1", "X2"]  # few patient control numbers: providers reuse them, on purpose
+
+
+@st.composite
+def identity_scenarios(draw: st.DrawFn) -> list[ClaimLineEvent]:
+    """Claims as intake makes them (claim id = payer claim control number, with the provider's
+    CLM01 and billing NPI), whose corrections keep their CLM01 and name the original by its
+    payer claim control number, by CLM01, or by a number nothing carries; chains included."""
+    events: list[ClaimLineEvent] = []
+    claims_of: dict[str, list[str]] = defaultdict(list)
+    for c in range(draw(st.integers(1, 7))):
+        member = draw(st.sampled_from(["M1", "M2"]))
+        claim_id = f"PCN{c}"
+        identity = {
+            "patient_control_number": draw(st.sampled_from(NUMBERS)),
+            "billing_provider": draw(st.sampled_from(BILLING)),
+        }
+        minutes = draw(st.integers(0, 3))
+        kind = draw(st.sampled_from(["original"] * 3 + ["replacement"] * 2 + ["void"]))
+        target = None
+        if kind != "original":
+            target = draw(st.sampled_from([*claims_of[member], *NUMBERS, "X9"]))
+        if kind == "void" and target is not None:
+            events.append(void(claim_id, target, member_id=member, minutes=minutes, **identity))
+            continue
+        dos = draw(st.sampled_from(DAYS))
+        for n in range(1, draw(st.integers(1, 3)) + 1):
+            events.append(
+                line(
+                    claim_id,
+                    n,
+                    draw(st.sampled_from(CODES)),
+                    member_id=member,
+                    npi_=draw(st.sampled_from([NPI_A, NPI_B])),
+                    dos=dos,
+                    minutes=minutes,
+                    units=draw(st.sampled_from([1, 1, 2])),
+                    original=target,
+                    **identity,
+                )
+            )
+        claims_of[member].append(claim_id)
+    return events
+
+
+def retracted_by_identity(events: list[ClaimLineEvent]) -> set[tuple[str, str]]:
+    """(member, claim) pairs a correction retracts, read literally from the identity rules: the
+    claim of the id it names, and the claims with the patient control number it names under its
+    billing provider received before it (by (received_at, claim_id)), never itself."""
+    claims = {(e.member_id, e.claim_id): e for e in events if not e.is_void}
+    out: set[tuple[str, str]] = set()
+    for r in (e for e in events if e.original_claim_id is not None):
+        out.add((r.member_id, r.original_claim_id))
+        for (member, claim_id), c in claims.items():
+            if (
+                member == r.member_id
+                and claim_id != r.claim_id
+                and c.patient_control_number == r.original_claim_id
+                and c.billing_provider == r.billing_provider
+                and (c.received_at, claim_id) < (r.received_at, r.claim_id)
+            ):
+                out.add((member, claim_id))
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), events=identity_scenarios())
+def test_corrections_keeping_their_clm01_give_the_same_final_decisions_in_any_order(
+    data: st.DataObject, events: list[ClaimLineEvent]
+) -> None:
+    in_order = run(EditEngine(RULES), events)
+    replayed = data.draw(st.permutations(events))
+    replayed += data.draw(st.lists(st.sampled_from(events), max_size=4))
+
+    assert verdicts(run(EditEngine(RULES), replayed)) == verdicts(in_order)
+    retracted = retracted_by_identity(events)
+    for (claim_id, _), decision in in_order.items():
+        voided = (decision.member_id, claim_id) in retracted
+        assert (decision.status.value == "void") == voided, (claim_id, retracted)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stream_edits.formats.fhir_claim import NPI_SYSTEM, events_from_fhir
+from stream_edits.formats.identity import DependentIdentity, patient_digest
 from stream_edits.formats.result import Conversion, UnreadableInput
 from stream_edits.models import ClaimFrequency, Rejection
 from tests.factories import NPI_A, NPI_B, npi
@@ -82,7 +83,9 @@ def test_each_item_becomes_one_event_with_the_fields_of_the_mapping_table() -> N
     assert conversion.rejections == []
     first, second = conversion.events
     assert first.model_dump(exclude_unset=True) == {
-        "claim_id": "C1",
+        "claim_id": first.claim_id,
+        "patient_control_number": "C1",
+        "billing_provider": BILLING_NPI,
         "line_number": 1,
         "member_id": "M1",
         "provider_npi": NPI_A,
@@ -185,7 +188,9 @@ def test_a_cancelled_claim_is_one_void_event_for_the_claim_it_names() -> None:
 
     [event] = conversion.events
     assert event.model_dump(exclude_unset=True) == {
-        "claim_id": "C9",
+        "claim_id": event.claim_id,
+        "patient_control_number": "C9",
+        "billing_provider": BILLING_NPI,
         "member_id": "M1",
         "claim_frequency": ClaimFrequency.VOID,
         "original_claim_id": "C1",
@@ -196,11 +201,10 @@ def test_a_cancelled_claim_is_one_void_event_for_the_claim_it_names() -> None:
 @pytest.mark.parametrize(
     ("fields", "path", "fragment"),
     [
-        ({"status": "cancelled"}, "Claim.related", "names the claim it voids"),
         ({"status": "draft"}, "Claim.status", "draft"),
         ({"use": "preauthorization"}, "Claim.use", "only a claim"),
     ],
-    ids=["void-naming-nothing", "draft", "preauthorization"],
+    ids=["draft", "preauthorization"],
 )
 def test_a_claim_that_is_not_one_to_decide_is_refused_naming_the_element(
     fields: dict[str, Any], path: str, fragment: str
@@ -221,7 +225,7 @@ def test_a_resource_missing_a_required_element_is_refused_naming_its_path_and_ot
 
     conversion = convert(bundle(claim("C1"), bad, claim("C3")))
 
-    assert [e.claim_id for e in conversion.events] == ["C1", "C3"]
+    assert [e.patient_control_number for e in conversion.events] == ["C1", "C3"]
     assert {e.field for e in refused(conversion)["C2"].errors} == {
         "Bundle.entry[1].resource.item[1].productOrService",
         "Bundle.entry[1].resource.patient",
@@ -263,7 +267,7 @@ def test_ndjson_of_resources_refuses_a_malformed_line_by_number_and_reads_the_re
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C1", "C2"]
+    assert [e.patient_control_number for e in conversion.events] == ["C1", "C2"]
     assert [o.location for o in conversion.origins] == [
         "line 1: Claim.item[0]",
         "line 4: Bundle.entry[0].resource.item[0]",
@@ -291,3 +295,114 @@ def test_created_as_a_date_is_midnight_utc_and_received_at_given_replaces_it() -
         datetime(2025, 3, 11, tzinfo=UTC)
     ]
     assert [e.received_at for e in events_from_fhir(resource, given).events] == [given]
+
+
+MRN = {"type": {"coding": [{"code": "MR"}]}, "value": "MRN-0042"}
+
+
+def patient(**fields: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": "p1", "identifier": [MRN], **fields}
+
+
+def coverage(**fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Coverage",
+        "id": "cov1",
+        "status": "active",
+        "beneficiary": {"reference": "Patient/p1"},
+        "payor": [{"display": "payer"}],
+        **fields,
+    }
+
+
+def insured(claim_id: str = "C1", **fields: Any) -> dict[str, Any]:
+    """A Claim whose patient is Patient/p1 and whose focal insurance is Coverage/cov1."""
+    insurance = [
+        {"sequence": 1, "focal": False, "coverage": {"display": "secondary plan"}},
+        {"sequence": 2, "focal": True, "coverage": {"reference": "Coverage/cov1"}},
+    ]
+    return claim(claim_id, patient={"reference": "Patient/p1"}, insurance=insurance, **fields)
+
+
+@pytest.mark.parametrize(
+    ("member_number", "path"),
+    [
+        ({"subscriberId": "M55"}, "subscriberId"),
+        ({"identifier": [{"type": {"coding": [{"code": "MB"}]}, "value": "M55"}]}, "identifier"),
+    ],
+    ids=["subscriberId", "identifier-MB"],
+)
+def test_the_member_id_comes_from_the_focal_coverage_not_the_patients_mrn(
+    member_number: dict[str, Any], path: str
+) -> None:
+    conversion = convert(bundle(patient(), coverage(**member_number), insured()))
+
+    [event] = conversion.events
+    assert event.member_id == "M55"
+
+
+def test_a_patient_with_only_an_mrn_and_no_coverage_is_refused_not_decided_under_the_mrn() -> None:
+    conversion = convert(bundle(patient(), claim("C1", patient={"reference": "Patient/p1"})))
+
+    assert conversion.events == []
+    [error] = refused(conversion)["C1"].errors
+    assert error.field == "Bundle.entry[1].resource.patient" and "MRN" in error.message
+
+
+def test_a_dependent_is_the_subscriber_and_its_dependent_number_or_name_and_birth_date() -> None:
+    child = {"coding": [{"code": "child"}]}
+    person = patient(name=[{"family": "Doe", "given": ["Jim"]}], birthDate="2010-01-01")
+
+    numbered = convert(
+        bundle(person, coverage(subscriberId="M1", relationship=child, dependent="02"), insured())
+    )
+    named = convert(bundle(person, coverage(subscriberId="M1", relationship=child), insured()))
+
+    assert [e.member_id for e in numbered.events] == ["M1.02"]
+    # The same person as X12 2000C (NM1*QC*1*DOE*JIM, DMG*D8*20100101) gets the same member id.
+    assert [e.member_id for e in named.events] == ["M1." + patient_digest("DOE", "JIM", "20100101")]
+
+
+def test_with_dependents_identified_by_their_own_id_the_coverage_member_number_is_used() -> None:
+    child = {"coding": [{"code": "child"}]}
+    own = {"type": {"coding": [{"code": "MB"}]}, "value": "M1-02"}
+    document = json.dumps(
+        bundle(
+            patient(),
+            coverage(subscriberId="M1", relationship=child, identifier=[own]),
+            insured(),
+        )
+    )
+    without = json.dumps(
+        bundle(patient(), coverage(subscriberId="M1", relationship=child), insured())
+    )
+
+    conversion = events_from_fhir(document, dependents=DependentIdentity.PATIENT_MEMBER_ID)
+    refusal = events_from_fhir(without, dependents=DependentIdentity.PATIENT_MEMBER_ID)
+
+    assert [e.member_id for e in conversion.events] == ["M1-02"]
+    [error] = refused(refusal)["C1"].errors
+    assert error.field == "Bundle.entry[1].resource" and "type MB" in error.message
+
+
+def test_a_cancelled_resend_under_the_same_identifier_voids_that_identifier() -> None:
+    original = claim("C1")
+    cancelled = claim("C1", status="cancelled")
+
+    conversion = convert(bundle(original, cancelled))
+
+    first, void = conversion.events
+    assert void.claim_frequency is ClaimFrequency.VOID
+    assert (void.patient_control_number, void.original_claim_id) == ("C1", "C1")
+    assert void.claim_id != first.claim_id
+
+
+def test_related_replaces_names_the_original_and_the_same_resource_gets_the_same_number() -> None:
+    related = [{"claim": {"identifier": {"value": "A1B2"}}, "relationship": role("replaces")}]
+    document = bundle(claim("C1", related=related))
+
+    [event] = convert(document).events
+    [again] = convert(document).events
+
+    assert (event.claim_frequency, event.original_claim_id) == (ClaimFrequency.REPLACEMENT, "A1B2")
+    assert event.claim_id == again.claim_id and len(event.claim_id) == 20

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from stream_edits.formats.identity import DependentIdentity, patient_digest
 from stream_edits.formats.result import Conversion, UnreadableInput
 from stream_edits.formats.x12_837p import events_from_837p
 from stream_edits.models import ClaimFrequency, Rejection
@@ -47,7 +48,9 @@ def test_each_service_line_becomes_one_event_with_the_fields_of_the_mapping_tabl
     assert conversion.rejections == []
     first, second = conversion.events
     assert first.model_dump(exclude_unset=True) == {
-        "claim_id": "C1",
+        "claim_id": first.claim_id,
+        "patient_control_number": "C1",
+        "billing_provider": BILLING_NPI,
         "line_number": 1,
         "member_id": "M42",
         "provider_npi": NPI_A,
@@ -104,7 +107,9 @@ def test_a_void_is_one_event_for_the_whole_claim_whatever_lines_it_repeats() -> 
 
     [event] = conversion.events
     assert event.model_dump(exclude_unset=True) == {
-        "claim_id": "C3",
+        "claim_id": event.claim_id,
+        "patient_control_number": "C3",
+        "billing_provider": BILLING_NPI,
         "member_id": "M7",
         "claim_frequency": ClaimFrequency.VOID,
         "original_claim_id": "C1",
@@ -127,7 +132,7 @@ def test_claims_of_several_transaction_sets_come_out_in_file_order_with_their_bh
 
     conversion = convert(text)
 
-    assert [(e.claim_id, e.received_at.isoformat()) for e in conversion.events] == [
+    assert [(e.patient_control_number, e.received_at.isoformat()) for e in conversion.events] == [
         ("C1", "2025-03-11T09:00:00+00:00"),
         ("C2", "2025-03-12T10:15:00+00:00"),
         ("C3", "2025-03-12T10:15:00+00:00"),
@@ -167,7 +172,7 @@ def test_a_wrong_se_count_refuses_the_claims_of_that_transaction_set_only() -> N
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C1", "C3"]
+    assert [e.patient_control_number for e in conversion.events] == ["C1", "C3"]
     rejection = refused(conversion)["C2"]
     assert f"SE segment {position_of(text, 'SE*', nth=2)}" in rejection.reason
     assert "count" in rejection.reason
@@ -178,7 +183,7 @@ def test_a_claim_without_clm01_is_refused_by_its_position_and_the_others_go_on()
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C1", "C3"]
+    assert [e.patient_control_number for e in conversion.events] == ["C1", "C3"]
     [rejection] = conversion.rejections
     at = position_of(text, "CLM*", nth=2)
     assert rejection.claim_id is None
@@ -191,7 +196,7 @@ def test_a_service_line_without_sv1_refuses_its_claim() -> None:
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C1"]
+    assert [e.patient_control_number for e in conversion.events] == ["C1"]
     assert "SV1" in refused(conversion)["C2"].reason
 
 
@@ -201,7 +206,7 @@ def test_a_bad_npi_refuses_its_claim_naming_the_nm1_it_came_from() -> None:
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C2"]
+    assert [e.patient_control_number for e in conversion.events] == ["C2"]
     [error] = refused(conversion)["C1"].errors
     assert error.field == f"NM109 in NM1 segment {position_of(text, 'NM1*82')}"
     assert "Luhn" in error.message
@@ -223,18 +228,64 @@ def test_a_bad_service_line_refuses_its_claim_naming_the_element(
 
     conversion = convert(text)
 
-    assert [e.claim_id for e in conversion.events] == ["C2"]
+    assert [e.patient_control_number for e in conversion.events] == ["C2"]
     assert f"{named} in SV1 segment {position_of(text, 'SV1')}" in refused(conversion)["C1"].reason
 
 
-def test_a_claim_of_a_dependent_without_a_member_id_is_refused_naming_the_patient_loop() -> None:
+def test_a_dependent_is_the_subscriber_id_and_a_digest_of_name_and_birth_date() -> None:
+    text = interchange(transaction(claim("C1"), member="M1", patient=True))
+    other = interchange(transaction(claim("C1"), member="M1"))
+
+    [dependent] = convert(text).events
+    [subscriber] = convert(other).events
+
+    assert dependent.member_id == "M1." + patient_digest("DOE", "JIM", "20100101")
+    assert "JIM" not in dependent.member_id and "2010" not in dependent.member_id
+    assert subscriber.member_id == "M1" and dependent.claim_id != subscriber.claim_id
+
+
+def test_with_dependents_identified_by_their_own_id_a_2000c_patient_is_refused_naming_it() -> None:
     text = interchange(transaction(claim("C1"), patient=True))
 
-    conversion = convert(text)
+    conversion = events_from_837p(text, dependents=DependentIdentity.PATIENT_MEMBER_ID)
 
     assert conversion.events == []
     reason = refused(conversion)["C1"].reason
     assert f"HL segment {position_of(text, 'HL*3')}" in reason and "2000C" in reason
+
+
+def test_the_claim_id_is_a_payer_claim_control_number_the_same_for_the_same_file() -> None:
+    text = interchange(transaction(claim("C1", service(1), service(2, "64462"))))
+
+    first, second = convert(text).events
+    again = convert(text).events
+
+    assert first.claim_id == second.claim_id == again[0].claim_id
+    assert len(first.claim_id) == 20 and first.claim_id != "C1"
+    assert first.patient_control_number == "C1" and first.billing_provider == BILLING_NPI
+
+
+def test_two_billing_providers_with_the_same_clm01_get_two_claim_numbers() -> None:
+    text = interchange(transaction(claim("C1")))
+    other = text.replace(f"XX*{BILLING_NPI}", f"XX*{NPI_B}")
+
+    [mine], [theirs] = convert(text).events, convert(other).events
+
+    assert (mine.patient_control_number, theirs.patient_control_number) == ("C1", "C1")
+    assert (mine.billing_provider, theirs.billing_provider) == (BILLING_NPI, NPI_B)
+    assert mine.claim_id != theirs.claim_id
+
+
+@pytest.mark.parametrize("frequency", ["7", "8"])
+def test_a_correction_without_ref_f8_is_refused_naming_clm05(frequency: str) -> None:
+    text = interchange(transaction(claim("C2", frequency=frequency)))
+
+    conversion = convert(text)
+
+    assert conversion.events == []
+    [error] = refused(conversion)["C2"].errors
+    assert error.field == f"CLM05-3 in CLM segment {position_of(text, 'CLM')}"
+    assert "REF*F8" in error.message
 
 
 def test_a_functional_group_of_another_implementation_is_refused_naming_gs08() -> None:
