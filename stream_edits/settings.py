@@ -103,10 +103,9 @@ class Settings(BaseSettings):
     rules_dir: Path | None = None
     """Directory of rule tables with its manifest.toml; unset: the shipped defaults."""
 
-    # Intake of X12 837P and FHIR (`check`/`produce --format`): how a dependent patient becomes
-    # a member (docs/input-formats.md, "Identity"). subscriber-and-patient: the subscriber's id
-    # plus the dependent; patient-member-id: the patient's own member id.
     dependent_identity: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT
+    """How X12 and FHIR intake identifies a dependent: subscriber-and-patient (the subscriber's
+    id plus the dependent) or patient-member-id (the patient's own member id)."""
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"
