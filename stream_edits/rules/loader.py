@@ -197,6 +197,7 @@ def _cached(
                 os.unlink(out.name)
                 raise
         final = folder / f"{written}.v{compiled.FORMAT}.rules"
+        os.chmod(out.name, 0o644)  # workers of other users on the host may map it too
         os.replace(out.name, final)
     except OSError as exc:
         logger.warning("rules cache %s not writable (%s): compiling in memory", folder, exc)
