@@ -182,8 +182,8 @@ def _cached(
     path = folder / f"{digest}.v{compiled.FORMAT}.rules"
     try:
         return CompiledIndex.open(path)
-    except FileNotFoundError:
-        pass
+    except OSError:
+        pass  # not compiled yet (or the cache is unreachable: compiling below says so)
     except compiled.CompiledFormatError as exc:
         logger.warning("rebuilding the compiled rules cache: %s", exc)
     try:
