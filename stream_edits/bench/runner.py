@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from stream_edits.bench import measure, offline, profiling, replay_drain, report
+from stream_edits.bench import cms_rules, measure, offline, profiling, replay_drain, report
 from stream_edits.bench.workload import generate
 from stream_edits.produce import member_key
 from stream_edits.rules.loader import load_rules
@@ -304,6 +304,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             if path.is_file():
                 profiles = data.setdefault("profiles", {}).setdefault(name, {})
                 profiles[phase] = profiling.summary(path.read_text())
+    if args.cms_rules is not None:
+        _say(f"CMS-sized rules from {args.cms_rules}: load, memory, check throughput")
+        data["cms_rules"] = cms_rules.measure(args.cms_rules, workload.lines[: args.lines])
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
     report.write_json(data, out / "bench.json")
     report.plot_latency(samples, LABELS, out / "latency.png")

@@ -12,6 +12,7 @@ value (5 characters of A-Z, 0-9 fit in 26 bits), dates their proleptic ordinal, 
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import re
@@ -211,6 +212,19 @@ class CompiledIndex:
                 raise CompiledFormatError(f"{path}: empty")
             buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         return cls(buffer, str(path))
+
+    @property
+    def size_bytes(self) -> int:
+        """The size of the compiled form."""
+        return len(self._buffer)
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (mue, aoc, ptp)."""
+        return {kind: table.rows for kind, table in self._tables.items()}
+
+    def touch_every_page(self) -> None:
+        """Read every page of the compiled form: the bench's worst case of residency."""
+        hashlib.sha256(self._buffer)
 
     def _rows(
         self, kind: str, code: str, build: Callable[[dict[str, int]], Any]
