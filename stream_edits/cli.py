@@ -94,7 +94,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
 def _rules(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits.rules import command
 
-    return command.run(args, settings.rules_dir)
+    return command.run(args, settings.rules_dir, settings.rules_cache_dir)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # A killed worker holds its partitions until this times out (Faust's default is 60 s).
     session_timeout_s: float = Field(default=10.0, gt=0)
     rules_dir: Path | None = None
+    # Compiled rule sets of large rules directories, by content digest; workers on one host that
+    # share it map one copy (docs/rule-tables.md).
+    rules_cache_dir: Path = Field(default_factory=lambda: default_home() / "rules")
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"

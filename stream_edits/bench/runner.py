@@ -208,7 +208,7 @@ def _workload(
     _say(f"generating {start:,} lines (seed {args.seed})")
     lines = generate(start, seed=args.seed)
     keys = [member_key(line) for line in lines]
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, settings.rules_cache_dir)
     _say("offline: check throughput and state size")
     check = offline.time_check(lines[: args.lines], rules)
     answered, state = offline.simulate(lines, rules, args.lines)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from stream_edits.rules.compiled import CompiledIndex
-from stream_edits.rules.loader import RulesError, default_cache_dir, load_rules
+from stream_edits.rules.loader import RulesError, load_rules
 
 
 def add_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +18,9 @@ def add_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="validate every row and fill the compiled cache (workers then start in seconds)",
     )
     compile_.add_argument("directory", type=Path, nargs="?", default=None, help="rules directory")
-    compile_.add_argument("--cache-dir", type=Path, default=None, help=f"({default_cache_dir()})")
+    compile_.add_argument(
+        "--cache-dir", type=Path, default=None, help="default: STREAM_EDITS_RULES_CACHE_DIR"
+    )
     generate = actions.add_parser(
         "generate",
         help="write synthetic CMS-sized tables in the CMS layouts (tests and the bench)",
@@ -30,7 +32,7 @@ def add_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) 
     generate.add_argument("--ptp-rows", type=int, default=2_000_000)
 
 
-def run(args: argparse.Namespace, rules_dir: Path | None) -> int:
+def run(args: argparse.Namespace, rules_dir: Path | None, cache_dir: Path) -> int:
     """Run `rules compile` or `rules generate`; the exit code."""
     if args.action == "generate":
         from stream_edits.bench.cms_tables import Sizes, generate
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace, rules_dir: Path | None) -> int:
         return 0
     started = time.perf_counter()
     try:
-        rules = load_rules(args.directory or rules_dir, cache_dir=args.cache_dir)
+        rules = load_rules(args.directory or rules_dir, cache_dir=args.cache_dir or cache_dir)
     except RulesError as error:
         print(f"stream-edits rules compile: {error}", file=sys.stderr)
         return 2

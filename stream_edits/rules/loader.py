@@ -33,6 +33,7 @@ from stream_edits.rules.tables import (
     AddOnType3,
     RuleSet,
 )
+from stream_edits.settings import default_home
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +146,8 @@ def load_rules(directory: Path | None = None, cache_dir: Path | None = None) -> 
 
 
 def default_cache_dir() -> Path:
-    """Where compiled rule sets are kept: $XDG_CACHE_HOME/stream-edits/rules (~/.cache/...)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "stream-edits" / "rules"
+    """Where compiled rule sets are kept unless told (Settings.rules_cache_dir's default)."""
+    return default_home() / "rules"
 
 
 def _fingerprint(directory: Path, manifest_bytes: bytes, entries: list[_Entry]) -> tuple[str, int]:

@@ -60,7 +60,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 
 def create_app(settings: Settings) -> faust.App:
     """Build the stream processor. Rules are loaded (and validated) here, before any consuming."""
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, settings.rules_cache_dir)
     hold_chatty_loggers()
     app = faust.App(
         settings.app_id,
