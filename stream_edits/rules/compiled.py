@@ -6,8 +6,9 @@ page cache holds one copy for all of them; rule objects are built only for the c
 asks about.
 
 Layout: MAGIC, a little-endian u32 header length, the header (JSON: row counts, column offsets,
-strings), padding to 8 bytes, then each column as native u32 values. Codes are their base-36
-value (5 characters of A-Z, 0-9 fit in 26 bits), dates their proleptic ordinal, NO_DATE none.
+strings, the distinct codes), padding to 8 bytes, then each column as native u32 values. Codes
+are their base-36 value (5 characters of A-Z, 0-9 fit in 26 bits), dates their proleptic
+ordinal, NO_DATE none.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import orjson
 from stream_edits.models import RuleSource
 from stream_edits.rules.tables import PLACEHOLDER_PRIMARY, AddOnRule, MueRule, PtpRule
 
-FORMAT = 1
-MAGIC = b"SERULES\x01"
+FORMAT = 2
+MAGIC = b"SERULES\x02"
 NO_DATE = 0xFFFFFFFF
 _MAX_ROWS = 1 << 24  # row indexes ride in the low bits of the sort key
 _CODE = re.compile(r"[A-Z0-9]{5}")
@@ -127,11 +128,11 @@ def write(
     out: BinaryIO,
     version: str,
     tables: dict[str, TableBuilder],
-    codes: array[int],
+    codes: str,
     strings: Strings,
     files: Strings,
 ) -> None:
-    """Write the compiled form of sorted `tables` and the sorted distinct `codes` to `out`."""
+    """Write the compiled form of sorted `tables` and `codes` (distinct, concatenated) to `out`."""
     offset = 0
     layout: dict[str, Any] = {}
     for kind, builder in tables.items():
@@ -145,7 +146,8 @@ def write(
         "byteorder": sys.byteorder,
         "version": version,
         "tables": layout,
-        "codes": {"offset": offset, "count": len(codes)},
+        "data_bytes": offset,
+        "codes": codes,
         "strings": strings.as_list(),
         "files": files.as_list(),
     }
@@ -155,7 +157,6 @@ def write(
     for kind, builder in tables.items():
         for name in COLUMNS[kind]:
             builder.columns[name].tofile(out)
-    codes.tofile(out)
 
 
 class CompiledFormatError(ValueError):
@@ -184,7 +185,7 @@ class CompiledIndex:
         if header.get("format") != FORMAT or header.get("byteorder") != sys.byteorder:
             raise CompiledFormatError(f"{source}: format {header.get('format')}, not {FORMAT}")
         data = start + size + (-(start + size) % 8)
-        end = data + header["codes"]["offset"] + 4 * header["codes"]["count"]
+        end = data + header["data_bytes"]
         if len(view) != end:
             raise CompiledFormatError(f"{source}: {len(view)} bytes, expected {end}")
         self._buffer = buffer  # kept open for the process's life: the views point into it
@@ -199,10 +200,10 @@ class CompiledIndex:
                 for name, at in table["columns"].items()
             }
             self._tables[kind] = _Table(rows, columns)
-        at, count = header["codes"]["offset"], header["codes"]["count"]
-        self._codes = view[data + at : data + at + 4 * count].cast("I")
+        codes: str = header["codes"]
+        # Asked for every line (`mentions`): a set of the some tens of thousands of codes.
+        self._codes = frozenset(codes[i : i + 5] for i in range(0, len(codes), 5))
         self._built: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self._code_set: frozenset[str] | None = None
 
     @classmethod
     def open(cls, path: Path) -> CompiledIndex:
@@ -294,11 +295,7 @@ class CompiledIndex:
 
     def mentions(self, code: str) -> bool:
         """True when some row names `code`."""
-        # Asked for every line: a set of the (some tens of thousands) codes, decoded on first use,
-        # answers faster than a search of the mapped column.
-        if self._code_set is None:
-            self._code_set = frozenset(map(code_text, self._codes))
-        return code in self._code_set
+        return code in self._codes
 
     def all_rows(self) -> tuple[tuple[MueRule, ...], tuple[AddOnRule, ...], tuple[PtpRule, ...]]:
         """Every row, in (query code, partner, effective date) order."""
@@ -318,8 +315,8 @@ def _valid(code: str) -> bool:
     return _CODE.fullmatch(code) is not None
 
 
-def distinct_codes(tables: dict[str, TableBuilder]) -> array[int]:
-    """The sorted distinct codes every table names, the CCCCC placeholder left out."""
+def distinct_codes(tables: dict[str, TableBuilder]) -> str:
+    """The sorted distinct codes every table names, concatenated; the CCCCC placeholder left out."""
     codes: set[int] = set()
     for kind, builder in tables.items():
         names = COLUMNS[kind]
@@ -327,4 +324,4 @@ def distinct_codes(tables: dict[str, TableBuilder]) -> array[int]:
         if PAIRED[kind]:
             codes.update(builder.columns[names[1]])
     codes.discard(code_id(PLACEHOLDER_PRIMARY))
-    return array("I", sorted(codes))
+    return "".join(map(code_text, sorted(codes)))
