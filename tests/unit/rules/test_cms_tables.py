@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_edits.bench import cms_rules as cms_rules_bench
 from stream_edits.bench.cms_tables import PTP_PARTS, Sizes, generate
 from stream_edits.bench.workload import generate as generate_lines
 from stream_edits.check import final_decisions
@@ -181,3 +182,21 @@ def test_small_directories_compile_in_memory_without_a_cache(tmp_path: Path) -> 
         sum(p.stat().st_size for p in rules_loader.DEFAULT_DIRECTORY.iterdir())
         < rules_loader.CACHE_THRESHOLD_BYTES
     )
+
+
+def test_the_bench_section_measures_load_memory_and_check_against_the_default(
+    cms_dir: Path,
+) -> None:
+    result = cms_rules_bench.measure(cms_dir, generate_lines(500, seed=5), probe_lines=200)
+    assert result["rows"] == {"mue": TEST_SIZES.mue, "aoc": TEST_SIZES.aoc, "ptp": TEST_SIZES.ptp}
+    assert result["check"]["decisions_identical"] is True
+    assert result["compiled_mb"] > 0 and result["load_s"]["cold_compile"] > 0
+    [one] = result["memory_mb"]["cms_1"]
+    two = result["memory_mb"]["cms_2"]
+    assert len(two) == 2
+    # Two processes that read every page of the one mapped file share those pages.
+    touched = [m["after_touching_every_page"] for m in two]
+    assert all(m["pss"] < m["rss"] for m in touched)
+    assert one["after_touching_every_page"]["rss"] >= one["after_deciding"]["rss"]
+    text = "\n".join(cms_rules_bench.format_section(result))
+    assert "CMS, 2 processes" in text and "decisions identical: True" in text
