@@ -87,26 +87,30 @@ class Strings:
 
 
 class TableBuilder:
-    """Rows of one table appended as u32 columns, then sorted into query order."""
+    """Rows of one table appended as u32 values, then split into columns in query order."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.columns = {name: array("I") for name in COLUMNS[kind]}
-        self._appenders = [column.append for column in self.columns.values()]
+        self._width = len(COLUMNS[kind])
+        self._rows = array("I")  # row after row, COLUMNS[kind] values each
+        self.columns: dict[str, array[int]] = {}  # filled by sort()
 
     def __len__(self) -> int:
-        return len(self.columns["row"])
+        return len(self.columns["row"]) if self.columns else len(self._rows) // self._width
 
     def add(self, values: Sequence[int]) -> None:
-        """Append one row (values in COLUMNS order)."""
-        for append, value in zip(self._appenders, values, strict=True):
-            append(value)
+        """Append one row (values in COLUMNS order, each below 2**32)."""
+        self._rows.extend(values)
 
     def sort(self) -> None:
-        """Reorder every column by (query code, partner code, effective date, input order)."""
+        """Split the rows into columns ordered by (query code, partner, effective date, input)."""
         count = len(self)
         if count >= _MAX_ROWS:
             raise ValueError(f"{count} {self.kind} rows: at most {_MAX_ROWS - 1} are supported")
+        self.columns = {
+            name: self._rows[at :: self._width] for at, name in enumerate(COLUMNS[self.kind])
+        }
+        self._rows = array("I")
         names = COLUMNS[self.kind]
         key, partner = self.columns[names[0]], self.columns[names[1]]
         effective = self.columns["effective"]

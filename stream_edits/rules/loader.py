@@ -460,6 +460,8 @@ def _code(label: str, text: str) -> str:
 def _units(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise ValueError(f"MUE value {text!r} is not a non-negative whole number")
+    if len(text) > 9:
+        raise ValueError(f"MUE value {text!r} is not below 1,000,000,000")
     return int(text)
 
 
