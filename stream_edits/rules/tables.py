@@ -59,7 +59,7 @@ class MueRule:
 
 @dataclass(frozen=True, slots=True)
 class AddOnRule:
-    """An add-on code edit: `addon` is payable only with `primary` (Type 1 rows are enforced)."""
+    """An add-on code edit: `addon` is payable only with `primary` (edit type 1, 2 or 3)."""
 
     primary: str
     addon: str
@@ -113,7 +113,7 @@ class RuleIndex(Protocol):
         ...
 
     def all_rows(self) -> tuple[tuple[MueRule, ...], tuple[AddOnRule, ...], tuple[PtpRule, ...]]:
-        """Every row, in file order per kind (for tests and small tables)."""
+        """Every row of each kind (for tests and small tables)."""
         ...
 
 
