@@ -9,6 +9,7 @@ Against the shipped default tables measured in the same run:
   USS counts only a process's own pages;
 - `check` lines/s over the same lines (best of three, alternated), and whether every decision
   is the same.
+`stream-edits bench --cms-rules DIR` adds worker start to a ready /health/ (bench/worker_start.py).
 
     python -m stream_edits.bench.cms_rules DIR [--lines 20000]   (or stream-edits bench --cms-rules)
 """
@@ -185,9 +186,19 @@ def format_section(result: dict[str, Any]) -> list[str]:
         f"{per_process('cms_1', 'after_touching_every_page')}",
         f"    CMS, 2 processes:    {per_process('cms_2', 'after_deciding')} | "
         f"{per_process('cms_2', 'after_touching_every_page')}",
+        *_start_lines(result.get("worker_start")),
         f"  check: {check['cms_lines_per_s']:,.0f} lines/s CMS vs "
         f"{check['default_lines_per_s']:,.0f} default (ratio {check['cms_vs_default']}); "
         f"decisions identical: {check['decisions_identical']}",
+    ]
+
+
+def _start_lines(start: dict[str, Any] | None) -> list[str]:
+    if start is None:
+        return []
+    return [
+        f"  worker start to ready (median, alternated): CMS {start['median_cms_s']:.2f} s vs "
+        f"default {start['median_default_s']:.2f} s (ratio {start['cms_vs_default']})"
     ]
 
 
