@@ -93,6 +93,12 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return reconcile.run(settings, args.a, args.b, json_path=args.json, limit=args.limit)
 
 
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_edits.rules import command
+
+    return command.run(args, settings.rules_dir, settings.rules_cache_dir)
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream_edits.bench import runner
 
@@ -262,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.set_defaults(handler=_reconcile)
 
+    rules = sub.add_parser("rules", help="compile a rules directory, or generate a CMS-sized one")
+    rules.set_defaults(handler=_rules)
+    from stream_edits.rules.command import add_arguments as rules_arguments
+
+    rules_arguments(rules.add_subparsers(dest="action", required=True))
+
     bench = sub.add_parser("bench", help="benchmark the processor against its ceilings")
     bench.add_argument("--lines", type=int, default=50_000, help="backlog lines")
     bench.add_argument("--rates", default="1000,5000", help="offered rates for latency runs")
@@ -278,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--profile", default="", help="py-spy these pipelines while draining")
     bench.add_argument("--keep-topics", action="store_true", help="do not delete bench topics")
+    bench.add_argument(
+        "--cms-rules",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also measure this CMS-sized rules directory (`stream-edits rules generate DIR`): "
+        "rules load at start, RSS/PSS/USS of one and two processes, check lines/s vs the default",
+    )
     bench.set_defaults(handler=_bench)
 
     from stream_edits.chaos.options import add_arguments as chaos_arguments

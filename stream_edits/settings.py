@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     at least 16 characters (checked at start, so no error message ever shows it); never
     logged."""
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    """at_least_once (any number of workers) or exactly_once (one worker only)."""
+    """at_least_once or exactly_once, each with any number of workers (docs/guarantees.md)."""
     horizon_days: int = Field(default=400, ge=1)
     """Days a claim entry or patient-day is kept after its last activity (stream time)."""
     batch_max: int = Field(default=2000, ge=1)
@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     dependent_identity: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT
     """How X12 and FHIR intake identifies a dependent: subscriber-and-patient (the subscriber's
     id plus the dependent) or patient-member-id (the patient's own member id)."""
+    rules_cache_dir: Path = Field(default_factory=lambda: default_home() / "rules")
+    """Compiled rule sets of large rules directories, by content digest; workers on one host
+    map one copy (docs/rule-tables.md)."""
 
     # Local broker (`stream-edits kafka ...`)
     kafka_version: str = "4.4.0"

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from stream_edits.bench.cms_rules import format_section
 from stream_edits.settings import Settings
 
 _JAR_VERSION = re.compile(r"^kafka-server-(\d+\.\d+\.\d+[\w.-]*)\.jar$")
@@ -117,6 +118,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"ClaimEntry+DayState wire forms, {state['stored_bytes_per_patient_day']} B as stored "
         f"(member records + keys; {state['patient_days']:,} patient-days)",
     ]
+    if "cms_rules" in report:
+        lines += format_section(report["cms_rules"])
     machine = report["machine"]
     lines.append(
         f"machine: {machine['nproc']} CPUs, Python {machine['python']}, "

@@ -23,7 +23,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from stream_edits.bench import measure, offline, profiling, replay_drain, report
+from stream_edits.bench import (
+    cms_rules,
+    measure,
+    offline,
+    profiling,
+    replay_drain,
+    report,
+    worker_start,
+)
 from stream_edits.bench.workload import generate
 from stream_edits.produce import member_key
 from stream_edits.rules.loader import load_rules
@@ -208,7 +216,7 @@ def _workload(
     _say(f"generating {start:,} lines (seed {args.seed})")
     lines = generate(start, seed=args.seed)
     keys = [member_key(line) for line in lines]
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, settings.rules_cache_dir)
     _say("offline: check throughput and state size")
     check = offline.time_check(lines[: args.lines], rules)
     answered, state = offline.simulate(lines, rules, args.lines)
@@ -304,6 +312,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             if path.is_file():
                 profiles = data.setdefault("profiles", {}).setdefault(name, {})
                 profiles[phase] = profiling.summary(path.read_text())
+    if args.cms_rules is not None:
+        _say(f"CMS-sized rules from {args.cms_rules}: load, memory, check throughput")
+        # At least 20,000 lines: shorter check runs are mostly the machine's noise.
+        check_lines = generate(max(args.lines, 20_000), seed=args.seed)
+        data["cms_rules"] = cms_rules.measure(args.cms_rules, check_lines)
+        _say("worker start to ready: shipped and CMS-sized rules, alternated")
+        try:
+            data["cms_rules"]["worker_start"] = asyncio.run(
+                worker_start.compare(settings, args.cms_rules, settings.rules_cache_dir)
+            )
+        except RuntimeError as error:
+            _say(f"worker start failed: {error}")
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
     report.write_json(data, out / "bench.json")
     report.plot_latency(samples, LABELS, out / "latency.png")

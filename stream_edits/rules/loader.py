@@ -6,38 +6,43 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import re
+import tempfile
 import tomllib
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, partial
 from itertools import chain, zip_longest
 from operator import itemgetter
 from pathlib import Path, PurePath
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from stream_edits.gc_pause import gc_paused
-from stream_edits.models import EDIT_CODES, AdjustmentCodes, EditCode, RuleSource
+from stream_edits.models import EDIT_CODES, AdjustmentCodes, EditCode
+from stream_edits.rules import compiled
+from stream_edits.rules.compiled import NO_DATE, PAIRED, CompiledIndex, Strings, TableBuilder
 from stream_edits.rules.tables import (
+    ADDON_TYPE3_POLICIES,
     DEFAULT_ADJUSTMENT_CODES,
     DEFAULT_BYPASS_MODIFIERS,
-    AddOnRule,
-    MueRule,
-    PtpRule,
+    PLACEHOLDER_PRIMARY,
+    AddOnType3,
     RuleSet,
 )
+from stream_edits.settings import default_home
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIRECTORY = Path(__file__).with_name("default")
 MANIFEST = "manifest.toml"
 
-# CMS add-on file: Type 2 add-ons have no listed primaries; the primary cell holds this placeholder.
-PLACEHOLDER_PRIMARY = "CCCCC"
+# Directories whose files total less than this compile in memory at each start (milliseconds);
+# larger ones are compiled once into the on-disk cache and memory-mapped.
+CACHE_THRESHOLD_BYTES = 1 << 20
 
 _CODE = re.compile(r"[A-Z0-9]{5}")
 _MODIFIER = re.compile(r"[A-Z0-9]{2}")
@@ -47,10 +52,11 @@ _ENTRY_KEYS = {
     "addon": ({"file"}, set()),
     "ptp": ({"file"}, set()),
 }
-_TOP_KEYS = ("bypass_modifiers", "adjustment_codes", *_ENTRY_KEYS)
+_TOP_KEYS = ("bypass_modifiers", "adjustment_codes", "addon_type3", *_ENTRY_KEYS)
+_TABLE_KINDS = {"mue": "mue", "addon": "aoc", "ptp": "ptp"}  # manifest kind -> compiled table
 
-_Rule = TypeVar("_Rule", MueRule, AddOnRule, PtpRule)
 _Cells = tuple[str, ...]
+_Values = tuple[int, ...]
 
 
 class RulesError(ValueError):
@@ -115,9 +121,11 @@ _PTP_COLUMNS = (
 _WORDS = {"del": "deletion", "eff": "effective", "dt": "date", "addon": "add on", "julian": ""}
 
 
-def load_rules(directory: Path | None = None) -> RuleSet:
+def load_rules(directory: Path | None = None, cache_dir: Path | None = None) -> RuleSet:
     """Load and validate the rules directory (None: the shipped default tables).
 
+    Large directories are compiled once into `cache_dir` (default: default_cache_dir()) under
+    their content digest and memory-mapped from there; a changed file changes the digest.
     Raises RulesError naming the file and row of the first problem found.
     """
     directory = DEFAULT_DIRECTORY if directory is None else Path(directory)
@@ -125,41 +133,133 @@ def load_rules(directory: Path | None = None) -> RuleSet:
         manifest_bytes = (directory / MANIFEST).read_bytes()
     except FileNotFoundError:
         raise RulesError(MANIFEST, f"not found in {directory}") from None
-    bypass, adjustments, entries = _parse_manifest(manifest_bytes)
+    manifest = _parse_manifest(manifest_bytes)
+    digest, size = _fingerprint(directory, manifest_bytes, manifest.entries)
+    if size < CACHE_THRESHOLD_BYTES:
+        index = _compile_in_memory(directory, manifest_bytes, manifest.entries)
+    else:
+        index = _cached(directory, manifest_bytes, manifest.entries, digest, cache_dir)
+    logger.info("loaded rules %s from %s", index.version, directory)
+    return RuleSet(
+        index, manifest.bypass, index.version, manifest.adjustments, manifest.addon_type3
+    )
+
+
+def default_cache_dir() -> Path:
+    """Where compiled rule sets are kept unless told (Settings.rules_cache_dir's default)."""
+    return default_home() / "rules"
+
+
+def _fingerprint(directory: Path, manifest_bytes: bytes, entries: list[_Entry]) -> tuple[str, int]:
+    """The content digest (hex) of the manifest and its files, read in chunks; their total size."""
     digest = hashlib.sha256(manifest_bytes)
-    mue: list[MueRule] = []
-    addon: list[AddOnRule] = []
-    ptp: list[PtpRule] = []
+    total = 0
+    for entry in entries:
+        path = directory / entry.file
+        try:
+            with path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                digest.update(f"\0{entry.file}\0{size}\0".encode())
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            raise RulesError(entry.file, f"listed in {MANIFEST} but not in {directory}") from None
+        except OSError as exc:
+            raise RulesError(entry.file, f"unreadable: {exc.strerror}") from None
+        total += size
+    return digest.hexdigest(), total
+
+
+def _cached(
+    directory: Path,
+    manifest_bytes: bytes,
+    entries: list[_Entry],
+    digest: str,
+    cache_dir: Path | None,
+) -> CompiledIndex:
+    """The compiled form from the cache, compiling it there first when it is missing."""
+    folder = default_cache_dir() if cache_dir is None else cache_dir
+    path = folder / f"{digest}.v{compiled.FORMAT}.rules"
+    try:
+        return CompiledIndex.open(path)
+    except OSError:
+        pass  # not compiled yet (or the cache is unreachable: compiling below says so)
+    except compiled.CompiledFormatError as exc:
+        logger.warning("rebuilding the compiled rules cache: %s", exc)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # Written beside its final name and renamed: a process starting meanwhile never maps a
+        # half-written file, and two compiling at once both rename a complete one.
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as out:
+            try:
+                written = _compile(directory, manifest_bytes, entries, out)
+            except BaseException:
+                os.unlink(out.name)
+                raise
+        final = folder / f"{written}.v{compiled.FORMAT}.rules"
+        os.chmod(out.name, 0o644)  # workers of other users on the host may map it too
+        os.replace(out.name, final)
+    except OSError as exc:
+        logger.warning("rules cache %s not writable (%s): compiling in memory", folder, exc)
+        return _compile_in_memory(directory, manifest_bytes, entries)
+    logger.info("compiled rules into %s", final)
+    return CompiledIndex.open(final)
+
+
+def _compile_in_memory(
+    directory: Path, manifest_bytes: bytes, entries: list[_Entry]
+) -> CompiledIndex:
+    out = io.BytesIO()
+    _compile(directory, manifest_bytes, entries, out)
+    return CompiledIndex(out.getvalue(), "memory")
+
+
+def _compile(directory: Path, manifest_bytes: bytes, entries: list[_Entry], out: Any) -> str:
+    """Parse and validate every row, then write the compiled form; the content digest (hex)."""
+    digest = hashlib.sha256(manifest_bytes)
+    tables = {kind: TableBuilder(kind) for kind in compiled.COLUMNS}
+    strings, files = Strings(), Strings()
     with gc_paused():
         for entry in entries:
             data = _read(directory, entry.file)
             digest.update(f"\0{entry.file}\0{len(data)}\0".encode())
             digest.update(data)
+            file_number = files.number(entry.file)
+            columns: Sequence[_Column]
+            build: Callable[[int, _Cells], _Values]
             if entry.kind == "mue":
-                mue += _rows(entry.file, data, _MUE_COLUMNS, _mue_builder(entry))
+                columns, build = _MUE_COLUMNS, _mue_builder(entry, file_number, strings)
             elif entry.kind == "addon":
-                addon += _rows(entry.file, data, _AOC_COLUMNS, _addon_rule)
+                columns, build = _AOC_COLUMNS, partial(_addon_values, file_number=file_number)
             else:
-                ptp += _rows(entry.file, data, _PTP_COLUMNS, _ptp_rule)
-        _reject_overlaps(((m.code,), m.source) for m in mue)
-        _reject_overlaps(((a.primary, a.addon), a.source) for a in addon)
-        _reject_overlaps(((p.column1, p.column2), p.source) for p in ptp)
-    version = digest.hexdigest()[:12]
-    logger.info(
-        "loaded rules %s from %s: %d MUE, %d AOC, %d PTP rows",
-        version,
-        directory,
-        len(mue),
-        len(addon),
-        len(ptp),
-    )
-    return RuleSet.of(mue, addon, ptp, bypass, version, adjustments)
+                columns, build = (
+                    _PTP_COLUMNS,
+                    partial(_ptp_values, file_number=file_number, strings=strings),
+                )
+            _rows(entry.file, data, columns, build, tables[_TABLE_KINDS[entry.kind]])
+            del data
+        for kind, builder in tables.items():
+            builder.sort()
+            _reject_overlaps(kind, builder, files.as_list())
+        hexdigest = digest.hexdigest()
+        counts = ", ".join(f"{len(b):,} {k.upper()}" for k, b in tables.items())
+        logger.info("compiling rules %s: %s rows", hexdigest[:12], counts)
+        compiled.write(out, hexdigest[:12], tables, compiled.distinct_codes(tables), strings, files)
+    return hexdigest
+
+
+@dataclass(frozen=True, slots=True)
+class _Manifest:
+    bypass: frozenset[str]
+    adjustments: _Adjustments
+    addon_type3: AddOnType3
+    entries: list[_Entry]
 
 
 _Adjustments = tuple[tuple[EditCode, AdjustmentCodes], ...]
 
 
-def _parse_manifest(raw: bytes) -> tuple[frozenset[str], _Adjustments, list[_Entry]]:
+def _parse_manifest(raw: bytes) -> _Manifest:
     try:
         manifest = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -179,7 +279,12 @@ def _parse_manifest(raw: bytes) -> tuple[frozenset[str], _Adjustments, list[_Ent
     ]
     if not entries:
         raise RulesError(MANIFEST, "lists no [[mue]], [[addon]] or [[ptp]] files")
-    return frozenset(bypass), _adjustment_codes(manifest.get("adjustment_codes", {})), entries
+    type3 = manifest.get("addon_type3", "listed")
+    if type3 not in ADDON_TYPE3_POLICIES:
+        choices = " or ".join(repr(p) for p in ADDON_TYPE3_POLICIES)
+        raise RulesError(MANIFEST, f"addon_type3 must be {choices}, not {type3!r}")
+    adjustments = _adjustment_codes(manifest.get("adjustment_codes", {}))
+    return _Manifest(frozenset(bypass), adjustments, type3, entries)
 
 
 def _adjustment_codes(table: Any) -> _Adjustments:
@@ -248,38 +353,57 @@ def _read(directory: Path, file: str) -> bytes:
 
 
 def _rows(
-    file: str, data: bytes, columns: Sequence[_Column], build: Callable[[str, int, _Cells], _Rule]
-) -> list[_Rule]:
-    """Build one rule per data row; a bad cell becomes a RulesError naming the file and row."""
-    rules = []
+    file: str,
+    data: bytes,
+    columns: Sequence[_Column],
+    build: Callable[[int, _Cells], _Values],
+    table: TableBuilder,
+) -> None:
+    """Add one row of values per data row; a bad cell becomes a RulesError naming file and row."""
+    add = table.add
     for row, cells in _table(file, data, columns):
         try:
-            rules.append(build(file, row, cells))
+            add(build(row, cells))
         except ValueError as exc:
             raise RulesError(file, str(exc), row) from None
-    return rules
 
 
-def _mue_builder(entry: _Entry) -> Callable[[str, int, _Cells], MueRule]:
+def _mue_builder(
+    entry: _Entry, file_number: int, strings: Strings
+) -> Callable[[int, _Cells], _Values]:
     # CMS MUE files are quarterly with no per-row dates: the manifest entry gives the window.
     assert entry.effective_date is not None  # required for [[mue]] by _parse_entry
-    return partial(_mue_rule, effective=entry.effective_date, deletion=entry.deletion_date)
-
-
-def _mue_rule(
-    file: str, row: int, cells: _Cells, *, effective: date, deletion: date | None
-) -> MueRule:
-    code, value, mai, rationale = cells
-    source = RuleSource(
-        table="MUE", file=file, row=row, effective_date=effective, deletion_date=deletion
+    effective = entry.effective_date.toordinal()
+    deletion = NO_DATE if entry.deletion_date is None else entry.deletion_date.toordinal()
+    return partial(
+        _mue_values,
+        file_number=file_number,
+        strings=strings,
+        effective=effective,
+        deletion=deletion,
     )
-    return MueRule(_code("HCPCS/CPT Code", code), _units(value), _mai(mai), rationale, source)
 
 
-def _addon_rule(file: str, row: int, cells: _Cells) -> AddOnRule:
+def _mue_values(
+    row: int, cells: _Cells, *, file_number: int, strings: Strings, effective: int, deletion: int
+) -> _Values:
+    code, value, mai, rationale = cells
+    return (
+        _code_value("HCPCS/CPT Code", code),
+        _units(value),
+        _mai(mai),
+        strings.number(rationale),
+        file_number,
+        row,
+        effective,
+        deletion,
+    )
+
+
+def _addon_values(row: int, cells: _Cells, *, file_number: int) -> _Values:
     primary, addon, edit_type, primary_deletion, addon_deletion, effective, deletion = cells
-    primary = _code("Primary Code", primary)
-    addon = _code("Add-on Code", addon)
+    primary_value = _code_value("Primary Code", primary)
+    addon_value = _code_value("Add-on Code", addon)
     kind = _choice("AOC Edit Type", edit_type, "123")
     if primary == PLACEHOLDER_PRIMARY and kind == 1:
         raise ValueError(f"placeholder primary {PLACEHOLDER_PRIMARY} on a Type 1 row")
@@ -297,21 +421,34 @@ def _addon_rule(file: str, row: int, cells: _Cells) -> AddOnRule:
     end, end_label = min(ends) if ends else (None, "")
     if end is not None and end < start:
         raise ValueError(f"{end_label} {end} is before Edit Effective Date {start}")
-    source = RuleSource(table="AOC", file=file, row=row, effective_date=start, deletion_date=end)
-    return AddOnRule(primary, addon, kind, source)
+    end_value = NO_DATE if end is None else end.toordinal()
+    return (addon_value, primary_value, kind, file_number, row, start.toordinal(), end_value)
 
 
-def _ptp_rule(file: str, row: int, cells: _Cells) -> PtpRule:
+def _ptp_values(row: int, cells: _Cells, *, file_number: int, strings: Strings) -> _Values:
     column1, column2, effective, deletion, modifier, rationale = cells
-    column1 = _code("Column 1", column1)
-    column2 = _code("Column 2", column2)
+    column1_value = _code_value("Column 1", column1)
+    column2_value = _code_value("Column 2", column2)
     start = _required_date("Effective Date", effective)
     end = _date("Deletion Date", deletion)
     if end is not None and end < start:
         raise ValueError(f"Deletion Date {end} is before Effective Date {start}")
     indicator = _choice("Modifier indicator", modifier, "019")
-    source = RuleSource(table="PTP", file=file, row=row, effective_date=start, deletion_date=end)
-    return PtpRule(column1, column2, indicator, rationale, source)
+    return (
+        column2_value,
+        column1_value,
+        indicator,
+        strings.number(rationale),
+        file_number,
+        row,
+        start.toordinal(),
+        NO_DATE if end is None else end.toordinal(),
+    )
+
+
+@lru_cache(maxsize=1 << 16)  # a CMS table names some tens of thousands of codes, many times
+def _code_value(label: str, text: str) -> int:
+    return compiled.code_id(_code(label, text))
 
 
 def _code(label: str, text: str) -> str:
@@ -323,6 +460,8 @@ def _code(label: str, text: str) -> str:
 def _units(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise ValueError(f"MUE value {text!r} is not a non-negative whole number")
+    if len(text) > 9:
+        raise ValueError(f"MUE value {text!r} is not below 1,000,000,000")
     return int(text)
 
 
@@ -460,25 +599,35 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _reject_overlaps(rows: Iterable[tuple[tuple[str, ...], RuleSource]]) -> None:
-    """Raise when two rows for the same code (MUE) or pair (AOC, PTP) share an in-force date."""
-    by_key: defaultdict[tuple[str, ...], list[RuleSource]] = defaultdict(list)
-    for key, source in rows:
-        by_key[key].append(source)
-    for key, sources in by_key.items():
-        previous: RuleSource | None = None
-        for source in sorted(sources, key=lambda s: s.effective_date):
-            if source.deletion_date == source.effective_date:
-                continue  # never in force
-            if previous is not None and (
-                previous.deletion_date is None or source.effective_date < previous.deletion_date
-            ):
-                what = f"{source.table} {'/'.join(key)}"
-                earlier = f"{previous.file}, row {previous.row}"
-                raise RulesError(
-                    source.file,
-                    f"{what} is already in force on {source.effective_date} ({earlier}): "
-                    "date windows overlap",
-                    source.row,
-                )
-            previous = source
+def _reject_overlaps(kind: str, table: TableBuilder, files: list[str]) -> None:
+    """Raise when two rows for the same code (MUE) or pair (AOC, PTP) share an in-force date.
+
+    `table` is sorted by (code, partner, effective date), so each row is checked against the
+    previous row of its key that is ever in force.
+    """
+    names = compiled.COLUMNS[kind]
+    key, partner = table.columns[names[0]], table.columns[names[1] if PAIRED[kind] else names[0]]
+    effective, deletion = table.columns["effective"], table.columns["deletion"]
+    previous_key: tuple[int, int] | None = None
+    previous = 0
+    for i, this_key in enumerate(zip(key, partner, strict=True)):
+        if effective[i] == deletion[i]:
+            continue  # never in force
+        if this_key == previous_key and (
+            deletion[previous] == NO_DATE or effective[i] < deletion[previous]
+        ):
+            raise RulesError(
+                files[table.columns["file"][i]],
+                f"{_what(kind, this_key)} is already in force on "
+                f"{date.fromordinal(effective[i])} ({files[table.columns['file'][previous]]}, "
+                f"row {table.columns['row'][previous]}): date windows overlap",
+                table.columns["row"][i],
+            )
+        previous_key, previous = this_key, i
+
+
+def _what(kind: str, key: tuple[int, int]) -> str:
+    code, partner = (compiled.code_text(value) for value in key)
+    if kind == "mue":
+        return f"MUE {code}"
+    return f"{kind.upper()} {partner}/{code}"  # primary/add-on, column 1/column 2

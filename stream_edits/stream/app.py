@@ -59,7 +59,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 
 def create_app(settings: Settings) -> faust.App:
     """Build the stream processor. Rules are loaded (and validated) here, before any consuming."""
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, settings.rules_cache_dir)
     configure_logging()  # from here on; the broker watch makes it again once the worker runs
     app = faust.App(
         settings.app_id,

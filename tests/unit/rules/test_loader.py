@@ -278,6 +278,7 @@ BAD_ROWS = [
     ("mue", "6446,1,2,", "HCPCS/CPT Code '6446' is not a 5-character code"),
     ("mue", "64461,one,2,", "MUE value 'one' is not a non-negative whole number"),
     ("mue", "64461,-1,2,", "MUE value '-1' is not a non-negative whole number"),
+    ("mue", "64461,4294967296,2,", "MUE value '4294967296' is not below 1,000,000,000"),
     ("mue", "64461,1,4 Date of Service Edit,", "Indicator '4 Date of Service Edit' does not start"),
     ("mue", "64461,1,,", "MUE Adjudication Indicator '' does not start with 1, 2 or 3"),
     ("mue", f"{MUE_ROW}64461,1,2,", "MUE 64461 is already in force on 2016-01-01 (mue.csv, row 5)"),
