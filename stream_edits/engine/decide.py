@@ -7,12 +7,12 @@ they bundle), then by (received_at, claim_id, line_number).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from stream_edits.models import Edit, EditCode, RuleSource, Status
+from stream_edits.models import Edit, EditCode, LineRef, RuleSource, Status
 from stream_edits.rules.tables import RuleSet
 
 
@@ -47,14 +47,35 @@ class Verdict:
 
     @property
     def signature(self) -> list[Any]:
-        """What makes two verdicts the same decision: status and which rule rows failed.
+        """What makes two verdicts the same decision: status, which rule rows failed and the
+        lines that caused each failure (a denial whose cause changes is a new decision: an
+        appeal or an audit must read the cause that holds now).
 
         A plain list, so it compares equal to itself after an orjson round trip.
         """
         return [
             self.status.value,
-            [[e.code, e.rule_source.file, e.rule_source.row] for e in self.edits],
+            [
+                [
+                    e.code,
+                    e.rule_source.file,
+                    e.rule_source.row,
+                    [[r.claim_id, r.line_number] for r in e.related_lines],
+                ]
+                for e in self.edits
+            ],
         ]
+
+
+def same_before_causes(signature: list[Any], stored: list[Any] | None) -> bool:
+    """True when `stored` is a signature kept before related lines were (one entry of code, file
+    and row per edit) and names the same status and rule rows as `signature`: the decision did
+    not change, only what is known of its cause."""
+    if stored is None or stored[0] != signature[0] or len(stored[1]) != len(signature[1]):
+        return False
+    return all(
+        len(old) == 3 and old == new[:3] for old, new in zip(stored[1], signature[1], strict=True)
+    )
 
 
 ACCEPT = Verdict(Status.ACCEPT)
@@ -98,17 +119,41 @@ def _visit(code: str, preds: dict[str, set[str]], depth: dict[str, int], visitin
     return d
 
 
+@dataclass(slots=True)
+class _Walked:
+    """The lines decided so far in a group's walk: where a denial finds its related lines.
+
+    Read only when a line is denied, so an accepted line costs nothing here.
+    """
+
+    lines: Sequence[GroupLine]
+    walk: list[int]
+    verdicts: list[Verdict]
+    count: int = 0
+
+    def refs(self, codes: Collection[str], accepted: bool) -> list[LineRef]:
+        """The lines of `codes` decided so far, accepted or not as asked, in walk order."""
+        found = []
+        for i in self.walk[: self.count]:
+            line = self.lines[i]
+            if line.code in codes and (self.verdicts[i] is ACCEPT) is accepted:
+                found.append(LineRef(claim_id=line.claim_id, line_number=line.line_number))
+        return found
+
+
 def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[Verdict]:
     """Verdicts for the live (not voided) lines of one group, in the order of `lines`."""
     depths = dependency_depths({ln.code for ln in lines}, dos, rules)
     walk = sorted(range(len(lines)), key=lambda i: (depths[lines[i].code], _order_key(lines[i])))
     units_accepted: dict[str, int] = {}
     verdicts: list[Verdict] = [ACCEPT] * len(lines)
-    for i in walk:
+    walked = _Walked(lines, walk, verdicts)
+    for count, i in enumerate(walk):
         line = lines[i]
-        edits = _addon_edit(line, dos, rules, units_accepted)
-        edits += _ptp_edit(line, dos, rules, units_accepted)
-        edits += _mue_edit(line, dos, rules, units_accepted)
+        walked.count = count
+        edits = _addon_edit(line, dos, rules, units_accepted, walked)
+        edits += _ptp_edit(line, dos, rules, units_accepted, walked)
+        edits += _mue_edit(line, dos, rules, units_accepted, walked)
         if edits:
             verdicts[i] = Verdict(Status.DENY, edits)
         else:
@@ -116,12 +161,20 @@ def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[
     return verdicts
 
 
-def _edit(code: EditCode, message: str, source: RuleSource, rules: RuleSet) -> Edit:
-    return Edit(code=code, message=message, rule_source=source, adjustment=rules.adjustment(code))
+def _edit(
+    code: EditCode, message: str, source: RuleSource, rules: RuleSet, related: list[LineRef]
+) -> Edit:
+    return Edit(
+        code=code,
+        message=message,
+        rule_source=source,
+        adjustment=rules.adjustment(code),
+        related_lines=related,
+    )
 
 
 def _addon_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
 ) -> tuple[Edit, ...]:
     # CMS add-on code edits, Type 1: payable only beside a payable listed primary.
     aocs = sorted(rules.addon_primaries(line.code, dos), key=lambda a: a.primary)
@@ -132,11 +185,14 @@ def _addon_edit(
         f"Add-on code {line.code} is payable only with an accepted primary procedure "
         f"({primaries}) for the same patient, rendering provider and date of service."
     )
-    return (_edit("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, rules),)
+    # The primaries considered: every line of a listed primary code decided before (all of them,
+    # as primaries are walked before their add-ons), none accepted.
+    considered = walked.refs({a.primary for a in aocs}, accepted=False)
+    return (_edit("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, rules, considered),)
 
 
 def _ptp_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
 ) -> tuple[Edit, ...]:
     # NCCI PTP: the column-two line is denied beside an accepted column-one line, unless the pair
     # allows a modifier (indicator 1) and the column-two line carries an associated one.
@@ -155,12 +211,14 @@ def _ptp_edit(
             f"{line.code} is included in {pair.column1} billed for the same patient, rendering "
             f"provider and date of service and is not paid separately; {why}. {pair.rationale}"
         )
-        return (_edit("PTP_BUNDLED", message, pair.source, rules),)
+        # Bundled into the first accepted column-one line of the walk.
+        column1_line = walked.refs((pair.column1,), accepted=True)[:1]
+        return (_edit("PTP_BUNDLED", message, pair.source, rules, column1_line),)
     return ()
 
 
 def _mue_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
 ) -> tuple[Edit, ...]:
     # MUE: MAI 2/3 sum units over every line of the date of service; MAI 1 limits each line.
     mue = rules.mue(line.code, dos)
@@ -174,4 +232,7 @@ def _mue_edit(
         f"Units of {line.code} would exceed the medically unlikely edit of {mue.limit} {scope} "
         f"(MAI {mue.mai}); the whole line is denied. {mue.rationale}"
     ).rstrip()
-    return (_edit("MUE_EXCEEDED", message, mue.source, rules),)
+    # The accepted lines whose units the date of service already counts; a per-line limit
+    # (MAI 1) compares the line with itself alone.
+    consumed = walked.refs((line.code,), accepted=True) if already else []
+    return (_edit("MUE_EXCEEDED", message, mue.source, rules, consumed),)
