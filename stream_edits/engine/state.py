@@ -16,7 +16,6 @@ from typing import Any
 # forms are read as ever, their causes unknown but for a first revision (its own arrival).
 WIRE_VERSION = 2
 _DAY_LINE_WITH_EXTRAS = 11  # the length of a version 1 day line's wire form that held extras
-_STUB_V1 = 6  # the length of a version 1 stub's wire form (7 when it held extras)
 
 # The event whose arrival made a revision: (claim_id, line_number), line_number None for a void.
 Cause = tuple[str, int | None]

@@ -265,6 +265,29 @@ def test_version_1_state_keeps_its_revisions_and_knows_a_first_revisions_cause(
     assert causes(after)[("C5", 1)] == ("deny", [("PTP_BUNDLED", [("C1", 1)])])
 
 
+def test_version_1_forms_with_pass_through_fields_are_read_with_what_is_known_of_causes() -> None:
+    sig = ["deny", [["MUE_EXCEEDED", "mue.csv", 8]]]
+    day = DayState.from_wire(
+        [1, [["C2", 1, "64461", "1234567893", 1, [], 5, {"x": 1}, False, sig, 2]], 739324]
+    )
+    (kept,) = day.lines.values()
+    assert (kept.claim_id, kept.voided, kept.signature, kept.revision) == ("C2", False, sig, 2)
+    assert kept.changed_by is None  # a second revision: its cause was not kept
+    entry = ClaimEntry.from_wire(
+        [1, {"1": ["fp1", 739324, "99213", "1234567893", "accept", 1, {"x": 1}]}, False, None, 0],
+        "C9",
+    )
+    stub = entry.lines[1]
+    assert (stub.code, stub.status, stub.revision, stub.changed_by) == (
+        "99213",
+        "accept",
+        1,
+        ("C9", 1),
+    )
+    again = ClaimEntry.from_wire(orjson.loads(orjson.dumps(entry.to_wire())), "C9")
+    assert again.lines[1].changed_by == ("C9", 1) and again.to_wire()[0] == WIRE_VERSION
+
+
 # -- invariants ---------------------------------------------------------------------------------
 
 
