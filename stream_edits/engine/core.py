@@ -304,7 +304,7 @@ class EditEngine:
             signature = verdict.signature
             if signature != line.signature:
                 # State of WIRE_VERSION 1 kept no related lines: the same decision, restated.
-                restated = same_before_causes(signature, line.signature)
+                restated = line.revision > 0 and same_before_causes(signature, line.signature)
                 line.signature = signature
                 if restated:
                     continue

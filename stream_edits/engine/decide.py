@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from stream_edits.models import Edit, EditCode, LineRef, RuleSource, Status
 from stream_edits.rules.tables import RuleSet
@@ -119,26 +119,17 @@ def _visit(code: str, preds: dict[str, set[str]], depth: dict[str, int], visitin
     return d
 
 
-@dataclass(slots=True)
-class _Walked:
-    """The lines decided so far in a group's walk: where a denial finds its related lines.
+class _Failure(NamedTuple):
+    """A failed edit before its related lines are looked up: the lines of `cause_codes` decided
+    before it in the walk, accepted or not as `cause_accepted` says (only the first, with
+    `first_only`)."""
 
-    Read only when a line is denied, so an accepted line costs nothing here.
-    """
-
-    lines: Sequence[GroupLine]
-    walk: list[int]
-    verdicts: list[Verdict]
-    count: int = 0
-
-    def refs(self, codes: Collection[str], accepted: bool) -> list[LineRef]:
-        """The lines of `codes` decided so far, accepted or not as asked, in walk order."""
-        found = []
-        for i in self.walk[: self.count]:
-            line = self.lines[i]
-            if line.code in codes and (self.verdicts[i] is ACCEPT) is accepted:
-                found.append(LineRef(claim_id=line.claim_id, line_number=line.line_number))
-        return found
+    code: EditCode
+    message: str
+    source: RuleSource
+    cause_codes: Collection[str] = ()
+    cause_accepted: bool = True
+    first_only: bool = False
 
 
 def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[Verdict]:
@@ -147,35 +138,39 @@ def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[
     walk = sorted(range(len(lines)), key=lambda i: (depths[lines[i].code], _order_key(lines[i])))
     units_accepted: dict[str, int] = {}
     verdicts: list[Verdict] = [ACCEPT] * len(lines)
-    walked = _Walked(lines, walk, verdicts)
     for count, i in enumerate(walk):
         line = lines[i]
-        walked.count = count
-        edits = _addon_edit(line, dos, rules, units_accepted, walked)
-        edits += _ptp_edit(line, dos, rules, units_accepted, walked)
-        edits += _mue_edit(line, dos, rules, units_accepted, walked)
-        if edits:
+        failed = _addon_edit(line, dos, rules, units_accepted)
+        failed += _ptp_edit(line, dos, rules, units_accepted)
+        failed += _mue_edit(line, dos, rules, units_accepted)
+        if failed:
+            # Looked up only for a denial: an accepted line costs nothing for related lines.
+            before = [(lines[j], verdicts[j] is ACCEPT) for j in walk[:count]]
+            edits = tuple(_edit(f, rules, before) for f in failed)
             verdicts[i] = Verdict(Status.DENY, edits)
         else:
             units_accepted[line.code] = units_accepted.get(line.code, 0) + line.units
     return verdicts
 
 
-def _edit(
-    code: EditCode, message: str, source: RuleSource, rules: RuleSet, related: list[LineRef]
-) -> Edit:
+def _edit(failure: _Failure, rules: RuleSet, before: list[tuple[GroupLine, bool]]) -> Edit:
+    related = [
+        LineRef(claim_id=line.claim_id, line_number=line.line_number)
+        for line, accepted in before
+        if line.code in failure.cause_codes and accepted is failure.cause_accepted
+    ]
     return Edit(
-        code=code,
-        message=message,
-        rule_source=source,
-        adjustment=rules.adjustment(code),
-        related_lines=related,
+        code=failure.code,
+        message=failure.message,
+        rule_source=failure.source,
+        adjustment=rules.adjustment(failure.code),
+        related_lines=related[:1] if failure.first_only else related,
     )
 
 
 def _addon_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
-) -> tuple[Edit, ...]:
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[_Failure, ...]:
     # CMS add-on code edits, Type 1: payable only beside a payable listed primary.
     aocs = sorted(rules.addon_primaries(line.code, dos), key=lambda a: a.primary)
     if not aocs or any(a.primary in accepted for a in aocs):
@@ -185,15 +180,15 @@ def _addon_edit(
         f"Add-on code {line.code} is payable only with an accepted primary procedure "
         f"({primaries}) for the same patient, rendering provider and date of service."
     )
-    # The primaries considered: every line of a listed primary code decided before (all of them,
-    # as primaries are walked before their add-ons), none accepted.
-    considered = walked.refs({a.primary for a in aocs}, accepted=False)
-    return (_edit("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, rules, considered),)
+    # Related: the primaries considered, every line of a listed primary code decided before (all
+    # of them, as primaries are walked before their add-ons), none accepted.
+    considered = {a.primary for a in aocs}
+    return (_Failure("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, considered, False),)
 
 
 def _ptp_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
-) -> tuple[Edit, ...]:
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[_Failure, ...]:
     # NCCI PTP: the column-two line is denied beside an accepted column-one line, unless the pair
     # allows a modifier (indicator 1) and the column-two line carries an associated one.
     bypass = rules.bypass_modifiers.intersection(line.modifiers)
@@ -211,15 +206,14 @@ def _ptp_edit(
             f"{line.code} is included in {pair.column1} billed for the same patient, rendering "
             f"provider and date of service and is not paid separately; {why}. {pair.rationale}"
         )
-        # Bundled into the first accepted column-one line of the walk.
-        column1_line = walked.refs((pair.column1,), accepted=True)[:1]
-        return (_edit("PTP_BUNDLED", message, pair.source, rules, column1_line),)
+        # Related: the first accepted column-one line of the walk, the one it is bundled into.
+        return (_Failure("PTP_BUNDLED", message, pair.source, (pair.column1,), True, True),)
     return ()
 
 
 def _mue_edit(
-    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int], walked: _Walked
-) -> tuple[Edit, ...]:
+    line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
+) -> tuple[_Failure, ...]:
     # MUE: MAI 2/3 sum units over every line of the date of service; MAI 1 limits each line.
     mue = rules.mue(line.code, dos)
     if mue is None:
@@ -232,7 +226,7 @@ def _mue_edit(
         f"Units of {line.code} would exceed the medically unlikely edit of {mue.limit} {scope} "
         f"(MAI {mue.mai}); the whole line is denied. {mue.rationale}"
     ).rstrip()
-    # The accepted lines whose units the date of service already counts; a per-line limit
-    # (MAI 1) compares the line with itself alone.
-    consumed = walked.refs((line.code,), accepted=True) if already else []
-    return (_edit("MUE_EXCEEDED", message, mue.source, rules, consumed),)
+    # Related: the accepted lines whose units the date of service already counts; a per-line
+    # limit (MAI 1) compares the line with itself alone.
+    consumed = (line.code,) if mue.per_day else ()
+    return (_Failure("MUE_EXCEEDED", message, mue.source, consumed),)
