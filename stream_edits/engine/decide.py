@@ -2,7 +2,8 @@
 
 A pure function of the group's lines: arrival order never enters. Lines are walked by rule
 dependency first (primaries before their add-ons, column-one codes before the column-two codes
-they bundle), then by (received_at, claim_id, line_number).
+they bundle), then by (received_at, claim_id, line_number). A denying edit names its related
+lines: the lines decided before it in that walk that caused it (docs/decision-output.md).
 """
 
 from __future__ import annotations
