@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from stream_edits.models import Edit, EditCode, LineRef, RuleSource, Status
@@ -147,18 +148,23 @@ def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[
         if failed:
             # Looked up only for a denial: an accepted line costs nothing for related lines.
             before = [(lines[j], verdicts[j] is ACCEPT) for j in walk[:count]]
-            edits = tuple(_edit(f, rules, before) for f in failed)
-            verdicts[i] = Verdict(Status.DENY, edits)
+            verdicts[i] = Verdict(Status.DENY, tuple([_edit(f, rules, before) for f in failed]))
         else:
             units_accepted[line.code] = units_accepted.get(line.code, 0) + line.units
     return verdicts
 
 
+@lru_cache(maxsize=1 << 14)
+def _line_ref(claim_id: str, line_number: int) -> LineRef:
+    # A group is re-decided at every line that joins it: its denials name the same lines again.
+    return LineRef(claim_id=claim_id, line_number=line_number)
+
+
 def _edit(failure: _Failure, rules: RuleSet, before: list[tuple[GroupLine, bool]]) -> Edit:
     related = [
-        LineRef(claim_id=line.claim_id, line_number=line.line_number)
+        _line_ref(line.claim_id, line.line_number)
         for line, accepted in before
-        if line.code in failure.cause_codes and accepted is failure.cause_accepted
+        if accepted is failure.cause_accepted and line.code in failure.cause_codes
     ]
     return Edit(
         code=failure.code,
