@@ -168,9 +168,18 @@ class AdjustmentCodes(BaseModel):
     )
 
 
+class LineRef(BaseModel):
+    """A claim line of the same member, date of service and rendering provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    claim_id: str
+    line_number: int
+
+
 class Edit(BaseModel):
-    """One failed edit on a line: a code, a human rationale, the rule's source, and the X12
-    adjustment codes a payer sends for it (from the rules data)."""
+    """One failed edit on a line: a code, a human rationale, the rule's source, the X12
+    adjustment codes a payer sends for it (from the rules data) and the lines that caused it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -180,6 +189,25 @@ class Edit(BaseModel):
     adjustment: AdjustmentCodes | None = Field(
         default=None, description="the 835 group code, CARC and RARC of this edit's denial"
     )
+    related_lines: list[LineRef] = Field(
+        default_factory=list,
+        description=(
+            "the lines that caused this denial, in the engine's walk order. MUE_EXCEEDED: the "
+            "accepted lines that consumed the date of service's units (none for a per-line MAI 1 "
+            "edit, or when the line's own units pass the limit); PTP_BUNDLED: the accepted "
+            "column-one line it is bundled into; ADDON_WITHOUT_PRIMARY: the lines of its listed "
+            "primary codes that were considered, none accepted (none when no primary was billed)"
+        ),
+    )
+
+
+class ChangedBy(BaseModel):
+    """The event whose arrival made a decision's revision: a line, or a void (no line number)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    claim_id: str
+    line_number: int | None = Field(description="null for a void, which carries no lines")
 
 
 class SourceOffset(BaseModel):
@@ -195,11 +223,12 @@ class SourceOffset(BaseModel):
 class Decision(BaseModel):
     """A line's decision: the value on `claim-edits` and one line of `stream-edits check` output.
 
-    `revision` counts how many times the line's decision changed, starting at 1. `claim_id` is the
-    payer claim control number; `patient_control_number` the provider's own (CLM01), when the
-    claim carried one, so a provider can quote either. The stream adds
-    provider_npi, decided_at and source (the `claim-lines` record of the event that caused this
-    revision); `check` leaves them out.
+    `revision` counts how many times the line's decision changed, starting at 1; `changed_by`
+    names the event whose arrival made this revision (null when restated from state kept before
+    causes were). `claim_id` is the payer claim control number; `patient_control_number` the
+    provider's own (CLM01), when the claim carried one, so a provider can quote either. The
+    stream adds provider_npi, decided_at and source (the `claim-lines` record of the event that
+    caused this revision); `check` leaves them out.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -212,6 +241,7 @@ class Decision(BaseModel):
     status: Status
     edits: list[Edit]
     revision: Annotated[int, Field(ge=1)]
+    changed_by: ChangedBy | None = None
     patient_control_number: str | None = None
     provider_npi: str | None = None
     decided_at: datetime | None = None

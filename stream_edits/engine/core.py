@@ -24,8 +24,8 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from stream_edits.engine.decide import VOID, Verdict, decide_group
-from stream_edits.engine.state import ClaimEntry, ClaimLine, DayLine, DayState
+from stream_edits.engine.decide import VOID, Verdict, decide_group, same_before_causes
+from stream_edits.engine.state import Cause, ClaimEntry, ClaimLine, DayLine, DayState
 from stream_edits.models import (
     ClaimFrequency,
     ClaimLineEvent,
@@ -88,6 +88,7 @@ class LineDecision:
     status: Status
     edits: tuple[Edit, ...]
     revision: int
+    changed_by: Cause | None  # the event whose arrival made this revision (None: not known)
     patient_control_number: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
@@ -101,10 +102,15 @@ class LineDecision:
             "status": self.status.value,
             "edits": [e.model_dump(mode="json", exclude_none=True) for e in self.edits],
             "revision": self.revision,
+            "changed_by": _cause_json(self.changed_by),
         }
         if self.patient_control_number is not None:
             wire["patient_control_number"] = self.patient_control_number
         return wire
+
+
+def _cause_json(cause: Cause | None) -> dict[str, Any] | None:
+    return None if cause is None else {"claim_id": cause[0], "line_number": cause[1]}
 
 
 @dataclass(slots=True)
@@ -129,9 +135,11 @@ class EditEngine:
         self.rules = rules
         self.claims: StateMap[ClaimKey, ClaimEntry] = {} if claims is None else claims
         self.days: StateMap[DayKey, DayState] = {} if days is None else days
+        self._arrival: Cause = ("", None)  # the event being applied: it causes every revision
 
     def process(self, event: ClaimLineEvent) -> Outcome:
         """Apply one event; return exactly the lines whose decision changed."""
+        self._arrival = (event.claim_id, event.line_number)
         if event.is_void:
             return self._void(event)
         return self._line(event)
@@ -252,7 +260,7 @@ class EditEngine:
             self.days[(member, dos)] = day
         else:
             status = _VOID if entry.retracted else _ACCEPT
-            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1)
+            stub = ClaimLine(fp, dos, False, code, event.provider_npi, status, 1, self._arrival)
             entry.lines[number] = stub
             decisions.append(_stub_decision(member, claim_id, number, stub, entry))
         self.claims[(member, claim_id)] = entry
@@ -349,6 +357,7 @@ class EditEngine:
             elif known.status != _VOID:
                 known.status = _VOID
                 known.revision += 1
+                known.changed_by = self._arrival
                 decisions.append(_stub_decision(member, claim_id, number, known, entry))
         for dos in sorted(touched):
             day = self.days.get((member, dos))
@@ -391,8 +400,13 @@ class EditEngine:
             line = day.lines[key]
             signature = verdict.signature
             if signature != line.signature:
+                # State of WIRE_VERSION 1 kept no related lines: the same decision, restated.
+                restated = line.revision > 0 and same_before_causes(signature, line.signature)
                 line.signature = signature
+                if restated:
+                    continue
                 line.revision += 1
+                line.changed_by = self._arrival
                 changed.append(self._decision(member, dos, line, verdict))
         return changed
 
@@ -408,6 +422,7 @@ class EditEngine:
             verdict.status,
             verdict.edits,
             line.revision,
+            line.changed_by,
             line.patient_control_number,
         )
 
@@ -453,6 +468,7 @@ def _stub_decision(
         _STATUS_OF[line.status],
         (),
         line.revision,
+        line.changed_by,
         None if entry is None else entry.patient_control_number,
     )
 

@@ -2,17 +2,19 @@
 
 A pure function of the group's lines: arrival order never enters. Lines are walked by rule
 dependency first (primaries before their add-ons, column-one codes before the column-two codes
-they bundle), then by (received_at, claim_id, line_number).
+they bundle), then by (received_at, claim_id, line_number). A denying edit names its related
+lines: the lines decided before it in that walk that caused it (docs/decision-output.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, NamedTuple, Protocol
 
-from stream_edits.models import Edit, EditCode, RuleSource, Status
+from stream_edits.models import Edit, EditCode, LineRef, RuleSource, Status
 from stream_edits.rules.tables import RuleSet
 
 
@@ -47,14 +49,35 @@ class Verdict:
 
     @property
     def signature(self) -> list[Any]:
-        """What makes two verdicts the same decision: status and which rule rows failed.
+        """What makes two verdicts the same decision: status, which rule rows failed and the
+        lines that caused each failure (a denial whose cause changes is a new decision: an
+        appeal or an audit must read the cause that holds now).
 
         A plain list, so it compares equal to itself after an orjson round trip.
         """
         return [
             self.status.value,
-            [[e.code, e.rule_source.file, e.rule_source.row] for e in self.edits],
+            [
+                [
+                    e.code,
+                    e.rule_source.file,
+                    e.rule_source.row,
+                    [[r.claim_id, r.line_number] for r in e.related_lines],
+                ]
+                for e in self.edits
+            ],
         ]
+
+
+def same_before_causes(signature: list[Any], stored: list[Any] | None) -> bool:
+    """True when `stored` is a signature kept before related lines were (one entry of code, file
+    and row per edit) and names the same status and rule rows as `signature`: the decision did
+    not change, only what is known of its cause."""
+    if stored is None or stored[0] != signature[0] or len(stored[1]) != len(signature[1]):
+        return False
+    return all(
+        len(old) == 3 and old == new[:3] for old, new in zip(stored[1], signature[1], strict=True)
+    )
 
 
 ACCEPT = Verdict(Status.ACCEPT)
@@ -98,31 +121,63 @@ def _visit(code: str, preds: dict[str, set[str]], depth: dict[str, int], visitin
     return d
 
 
+class _Failure(NamedTuple):
+    """A failed edit before its related lines are looked up: the lines of `cause_codes` decided
+    before it in the walk, accepted or not as `cause_accepted` says (only the first, with
+    `first_only`)."""
+
+    code: EditCode
+    message: str
+    source: RuleSource
+    cause_codes: Collection[str] = ()
+    cause_accepted: bool = True
+    first_only: bool = False
+
+
 def decide_group(lines: Sequence[GroupLine], dos: date, rules: RuleSet) -> list[Verdict]:
     """Verdicts for the live (not voided) lines of one group, in the order of `lines`."""
     depths = dependency_depths({ln.code for ln in lines}, dos, rules)
     walk = sorted(range(len(lines)), key=lambda i: (depths[lines[i].code], _order_key(lines[i])))
     units_accepted: dict[str, int] = {}
     verdicts: list[Verdict] = [ACCEPT] * len(lines)
-    for i in walk:
+    for count, i in enumerate(walk):
         line = lines[i]
-        edits = _addon_edit(line, dos, rules, units_accepted)
-        edits += _ptp_edit(line, dos, rules, units_accepted)
-        edits += _mue_edit(line, dos, rules, units_accepted)
-        if edits:
-            verdicts[i] = Verdict(Status.DENY, edits)
+        failed = _addon_edit(line, dos, rules, units_accepted)
+        failed += _ptp_edit(line, dos, rules, units_accepted)
+        failed += _mue_edit(line, dos, rules, units_accepted)
+        if failed:
+            # Looked up only for a denial: an accepted line costs nothing for related lines.
+            before = [(lines[j], verdicts[j] is ACCEPT) for j in walk[:count]]
+            verdicts[i] = Verdict(Status.DENY, tuple([_edit(f, rules, before) for f in failed]))
         else:
             units_accepted[line.code] = units_accepted.get(line.code, 0) + line.units
     return verdicts
 
 
-def _edit(code: EditCode, message: str, source: RuleSource, rules: RuleSet) -> Edit:
-    return Edit(code=code, message=message, rule_source=source, adjustment=rules.adjustment(code))
+@lru_cache(maxsize=1 << 14)
+def _line_ref(claim_id: str, line_number: int) -> LineRef:
+    # A group is re-decided at every line that joins it: its denials name the same lines again.
+    return LineRef(claim_id=claim_id, line_number=line_number)
+
+
+def _edit(failure: _Failure, rules: RuleSet, before: list[tuple[GroupLine, bool]]) -> Edit:
+    related = [
+        _line_ref(line.claim_id, line.line_number)
+        for line, accepted in before
+        if accepted is failure.cause_accepted and line.code in failure.cause_codes
+    ]
+    return Edit(
+        code=failure.code,
+        message=failure.message,
+        rule_source=failure.source,
+        adjustment=rules.adjustment(failure.code),
+        related_lines=related[:1] if failure.first_only else related,
+    )
 
 
 def _addon_edit(
     line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
-) -> tuple[Edit, ...]:
+) -> tuple[_Failure, ...]:
     # CMS add-on code edits, Type 1: payable only beside a payable listed primary.
     aocs = sorted(rules.addon_primaries(line.code, dos), key=lambda a: a.primary)
     if not aocs or any(a.primary in accepted for a in aocs):
@@ -132,12 +187,15 @@ def _addon_edit(
         f"Add-on code {line.code} is payable only with an accepted primary procedure "
         f"({primaries}) for the same patient, rendering provider and date of service."
     )
-    return (_edit("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, rules),)
+    # Related: the primaries considered, every line of a listed primary code decided before (all
+    # of them, as primaries are walked before their add-ons), none accepted.
+    considered = {a.primary for a in aocs}
+    return (_Failure("ADDON_WITHOUT_PRIMARY", message, aocs[0].source, considered, False),)
 
 
 def _ptp_edit(
     line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
-) -> tuple[Edit, ...]:
+) -> tuple[_Failure, ...]:
     # NCCI PTP: the column-two line is denied beside an accepted column-one line, unless the pair
     # allows a modifier (indicator 1) and the column-two line carries an associated one.
     bypass = rules.bypass_modifiers.intersection(line.modifiers)
@@ -155,13 +213,14 @@ def _ptp_edit(
             f"{line.code} is included in {pair.column1} billed for the same patient, rendering "
             f"provider and date of service and is not paid separately; {why}. {pair.rationale}"
         )
-        return (_edit("PTP_BUNDLED", message, pair.source, rules),)
+        # Related: the first accepted column-one line of the walk, the one it is bundled into.
+        return (_Failure("PTP_BUNDLED", message, pair.source, (pair.column1,), True, True),)
     return ()
 
 
 def _mue_edit(
     line: GroupLine, dos: date, rules: RuleSet, accepted: dict[str, int]
-) -> tuple[Edit, ...]:
+) -> tuple[_Failure, ...]:
     # MUE: MAI 2/3 sum units over every line of the date of service; MAI 1 limits each line.
     mue = rules.mue(line.code, dos)
     if mue is None:
@@ -174,4 +233,7 @@ def _mue_edit(
         f"Units of {line.code} would exceed the medically unlikely edit of {mue.limit} {scope} "
         f"(MAI {mue.mai}); the whole line is denied. {mue.rationale}"
     ).rstrip()
-    return (_edit("MUE_EXCEEDED", message, mue.source, rules),)
+    # Related: the accepted lines whose units the date of service already counts; a per-line
+    # limit (MAI 1) compares the line with itself alone.
+    consumed = (line.code,) if mue.per_day else ()
+    return (_Failure("MUE_EXCEEDED", message, mue.source, consumed),)

@@ -12,8 +12,28 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-WIRE_VERSION = 1
-_DAY_LINE_WITH_EXTRAS = 11  # the length of a day line's wire form that still held extras
+# 2: a stub and a day line end with the cause of their current revision (`changed_by`). Version 1
+# forms are read as ever, their causes unknown but for a first revision (its own arrival).
+WIRE_VERSION = 2
+_DAY_LINE_WITH_EXTRAS = 11  # the length of a version 1 day line's wire form that held extras
+
+# The event whose arrival made a revision: (claim_id, line_number), line_number None for a void.
+Cause = tuple[str, int | None]
+
+
+def cause_to_wire(cause: Cause | None) -> list[Any] | None:
+    """A cause as a JSON-ready list (None when not known)."""
+    return None if cause is None else [cause[0], cause[1]]
+
+
+def cause_from_wire(raw: list[Any] | None) -> Cause | None:
+    """Inverse of cause_to_wire."""
+    return None if raw is None else (raw[0], raw[1])
+
+
+def _v1_cause(own: Cause, revision: int) -> Cause | None:
+    # A first revision is made by the line's own arrival; a later one's cause was not kept.
+    return own if revision == 1 else None
 
 
 @dataclass(slots=True)
@@ -27,21 +47,25 @@ class ClaimLine:
     npi: str = ""
     status: str = ""
     revision: int = 0
+    changed_by: Cause | None = None  # a stub's: the event that made its current revision
 
     def to_wire(self) -> list[Any]:
         """Compact list form."""
         head: list[Any] = [self.fingerprint, self.dos.toordinal()]
         if self.in_day:
             return head
-        return [*head, self.code, self.npi, self.status, self.revision]
+        cause = cause_to_wire(self.changed_by)
+        return [*head, self.code, self.npi, self.status, self.revision, cause]
 
     @classmethod
-    def from_wire(cls, raw: list[Any]) -> ClaimLine:
-        """Inverse of to_wire (a stub stored with pass-through fields, as before, loses them)."""
+    def from_wire(cls, raw: list[Any], own: Cause, version: int = WIRE_VERSION) -> ClaimLine:
+        """Inverse of to_wire; `own` is the line's (claim_id, line_number). A version 1 stub
+        stored with pass-through fields, as before, loses them."""
         dos = date.fromordinal(raw[1])
         if len(raw) == 2:
             return cls(raw[0], dos, True)
-        return cls(raw[0], dos, False, raw[2], raw[3], raw[4], raw[5])
+        cause = _v1_cause(own, raw[5]) if version == 1 else cause_from_wire(raw[6])
+        return cls(raw[0], dos, False, raw[2], raw[3], raw[4], raw[5], cause)
 
 
 @dataclass(slots=True)
@@ -72,7 +96,7 @@ class ClaimEntry:
 
     def to_wire(self) -> list[Any]:
         """Compact list form; the identity fields come as one dict before `last_day` only when
-        any is set, so an entry without them keeps the form stored before they existed."""
+        any is set, so an entry without them keeps the shorter form."""
         wire: list[Any] = [
             WIRE_VERSION,
             {str(n): ln.to_wire() for n, ln in self.lines.items()},
@@ -92,12 +116,12 @@ class ClaimEntry:
         return wire
 
     @classmethod
-    def from_wire(cls, raw: list[Any]) -> ClaimEntry:
-        """Inverse of to_wire."""
-        _, lines, retracted, void_fp, *rest, last_day = raw
+    def from_wire(cls, raw: list[Any], claim_id: str) -> ClaimEntry:
+        """Inverse of to_wire, of this version or an older one; `claim_id` is the entry's key."""
+        version, lines, retracted, void_fp, *rest, last_day = raw
         identity: dict[str, Any] = rest[0] if rest else {}
         return cls(
-            {int(n): ClaimLine.from_wire(v) for n, v in lines.items()},
+            {int(n): ClaimLine.from_wire(v, (claim_id, int(n)), version) for n, v in lines.items()},
             retracted,
             void_fp,
             last_day,
@@ -121,11 +145,12 @@ class DayLine:
     voided: bool = False
     signature: list[Any] | None = None  # the current verdict's signature, for change detection
     revision: int = 0
+    changed_by: Cause | None = None  # the event that made the current revision (None: not known)
     patient_control_number: str | None = None
 
     def to_wire(self) -> list[Any]:
         """Compact list form: the claim id slot holds [claim_id, patient_control_number] when the
-        line has one, so a line without it keeps the form stored before."""
+        line has one."""
         number = self.patient_control_number
         return [
             self.claim_id if number is None else [self.claim_id, number],
@@ -138,18 +163,23 @@ class DayLine:
             self.voided,
             self.signature,
             self.revision,
+            cause_to_wire(self.changed_by),
         ]
 
     @classmethod
-    def from_wire(cls, raw: list[Any]) -> DayLine:
-        """Inverse of to_wire (a line stored with pass-through fields, as before, loses them)."""
-        if len(raw) == _DAY_LINE_WITH_EXTRAS:
-            raw = raw[:7] + raw[8:]
-        c, n, code, npi, units, mods, rec, voided, sig, rev = raw
+    def from_wire(cls, raw: list[Any], version: int = WIRE_VERSION) -> DayLine:
+        """Inverse of to_wire, of this version or an older one (a version 1 line stored with
+        pass-through fields, as before, loses them)."""
+        if version == 1:
+            if len(raw) == _DAY_LINE_WITH_EXTRAS:
+                raw = raw[:7] + raw[8:]
+            raw = [*raw, cause_to_wire(_v1_cause((raw[0], raw[1]), raw[9]))]
+        c, n, code, npi, units, mods, rec, voided, sig, rev, cause = raw
         number = None
         if isinstance(c, list):
             c, number = c
-        return cls(c, n, code, npi, units, tuple(mods), rec, voided, sig, rev, number)
+        changed_by = cause_from_wire(cause)
+        return cls(c, n, code, npi, units, tuple(mods), rec, voided, sig, rev, changed_by, number)
 
 
 @dataclass(slots=True)
@@ -165,7 +195,7 @@ class DayState:
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> DayState:
-        """Inverse of to_wire."""
-        _, lines, last_day = raw
-        parsed = (DayLine.from_wire(v) for v in lines)
+        """Inverse of to_wire, of this version or an older one."""
+        version, lines, last_day = raw
+        parsed = (DayLine.from_wire(v, version) for v in lines)
         return cls({(ln.claim_id, ln.line_number): ln for ln in parsed}, last_day)

@@ -219,7 +219,7 @@ class MemberRecord:
         """The claim entry, decoded on first use."""
         entry = self.claims.get(claim_id)
         if entry is None and claim_id in self._claims:
-            entry = self.claims[claim_id] = ClaimEntry.from_wire(self._claims[claim_id])
+            entry = self.claims[claim_id] = ClaimEntry.from_wire(self._claims[claim_id], claim_id)
         return entry
 
     def day(self, dos: date) -> DayState | None:

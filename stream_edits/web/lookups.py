@@ -5,12 +5,13 @@
 
 Each line is its current decision as the worker last published it on the output topic
 (`LineDecision.to_wire` plus `provider_npi`: claim_id, line_number, member_id, date_of_service,
-procedure_code, status, edits, revision, provider_npi), without the stream-only `decided_at` and
-`source`. A day lists its rule-relevant lines (voided ones included) and the stubs of lines of
-codes no rule mentions whose date of service it is (stream/member_view.py computes them with the
-engine's own read paths). 400 for a malformed date (YYYY-MM-DD) or line number (1-9999), 404
-when the member-day or line is unknown, 409 when several members hold the claim id, 503 (with
-Retry-After) while state is moving or a worker that may hold it does not answer.
+procedure_code, status, edits with their related_lines, revision, changed_by, provider_npi),
+without the stream-only `decided_at` and `source`. A day lists its rule-relevant lines (voided
+ones included) and the stubs of lines of codes no rule mentions whose date of service it is
+(stream/member_view.py computes them with the engine's own read paths). 400 for a malformed
+date (YYYY-MM-DD) or line number (1-9999), 404 when the member-day or line is unknown, 409 when
+several members hold the claim id, 503 (with Retry-After) while state is moving or a worker that
+may hold it does not answer.
 
 These views show protected health information: web/auth.py guards them (403 while
 STREAM_EDITS_WEB_TOKEN is unset, 401 without the right bearer token), before anything is read

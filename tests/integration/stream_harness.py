@@ -25,6 +25,8 @@ from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
 Verdicts = dict[tuple[str, int], tuple[str, list[str], int]]
+# Per line, each edit's code and related lines ([claim_id, line_number] pairs).
+Causes = dict[tuple[str, int], list[tuple[str, list[list[Any]]]]]
 Record = ConsumerRecord[bytes, bytes]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +44,34 @@ def expected_verdicts(lines: Iterable[bytes]) -> Verdicts:
         (d.claim_id, d.line_number): (d.status.value, [e.code for e in d.edits], d.revision)
         for d in final_decisions(lines, load_rules())
     }
+
+
+def expected_causes(lines: Iterable[bytes]) -> Causes:
+    """Each line's edits with their related lines, as `stream-edits check` decides them."""
+    return causes_of(d.to_wire() for d in final_decisions(lines, load_rules()))
+
+
+def causes_of(decisions: Iterable[dict[str, Any]]) -> Causes:
+    """Each line's edits with their related lines, from decisions as published (the latest of a
+    line wins)."""
+    return {
+        (d["claim_id"], d["line_number"]): [
+            (e["code"], [[r["claim_id"], r["line_number"]] for r in e["related_lines"]])
+            for e in d["edits"]
+        ]
+        for d in decisions
+    }
+
+
+def assert_denials_name_their_causes(causes: Causes) -> None:
+    """A PTP denial names the line it was bundled into, and every edit's related lines are
+    distinct lines other than the denied one."""
+    for key, edits in causes.items():
+        for code, related in edits:
+            assert len({tuple(r) for r in related}) == len(related), (key, code)
+            assert list(key) not in related, (key, code)
+            if code == "PTP_BUNDLED":
+                assert len(related) == 1, (key, code)
 
 
 @dataclass
@@ -219,6 +249,19 @@ class StreamRig:
                 latest[(v["claim_id"], v["line_number"])] = (v["status"], codes, revision)
             applied = len(values)
             return latest == until and not read_all
+
+        await self.read(self.settings.output_topic, done, timeout)
+        return latest
+
+    async def causes(self, until: Causes, timeout: float) -> Causes:
+        """Each line's latest edits with their related lines on the output topic, read until
+        they equal `until`."""
+        latest: Causes = {}
+
+        def done(values: list[dict[str, Any]]) -> bool:
+            latest.clear()
+            latest.update(causes_of(values))
+            return latest == until
 
         await self.read(self.settings.output_topic, done, timeout)
         return latest

@@ -141,7 +141,8 @@ def patient_day(member: str, tag: str) -> tuple[list[bytes], list[bytes]]:
     """Two phases of one patient-day. The first: an add-on without its primary (denied), a line
     of a code no rule mentions (a stub, accepted), a stub line then voided (revision 2), an
     imaging line whose claim is voided. The second: the primary, received before the add-on,
-    which revises the add-on to accepted (revision 2)."""
+    which revises the add-on to accepted (revision 2), and a second primary line denied for the
+    day's unit the first consumed."""
     first = [
         event(f"ADD-{tag}", 1, member, "64462", 10),
         event(f"STUB-{tag}", 1, member, "99213", 11, npi=NPI_B),
@@ -150,7 +151,10 @@ def patient_day(member: str, tag: str) -> tuple[list[bytes], list[bytes]]:
         event(f"IMG-{tag}", 1, member, "77002", 14),
         void(f"VOIDI-{tag}", member, f"IMG-{tag}", 15),
     ]
-    second = [event(f"PRIM-{tag}", 1, member, "64461", 0)]
+    second = [
+        event(f"PRIM-{tag}", 1, member, "64461", 0),
+        event(f"PRIM-{tag}", 2, member, "64461", 0),
+    ]
     return first, second
 
 
@@ -190,9 +194,15 @@ async def test_lookups_answer_what_the_worker_published_including_revisions(
     )
     assert (status, body) == (200, decisions[(f"ADD-{tag}", 1)])
     status, body, _ = await until(
-        port, day_path(member), lambda r: r[0] == 200 and len(r[1]["lines"]) == 5
+        port, day_path(member), lambda r: r[0] == 200 and len(r[1]["lines"]) == 6
     )
     assert body["lines"] == [decisions[key] for key in sorted(decisions)]
+    # Each denial names its cause where one exists, and the look-up shows the same.
+    primary = {"claim_id": f"PRIM-{tag}", "line_number": 1}
+    assert decisions[(f"ADD-{tag}", 1)]["changed_by"] == primary
+    denied = decisions[(f"PRIM-{tag}", 2)]
+    assert [e["related_lines"] for e in denied["edits"]] == [[primary]]
+    assert (await get(port, line_path(f"PRIM-{tag}", 2), BEARER))[:2] == (200, denied)
     stub = decisions[(f"STUB-{tag}", 1)]
     assert stub["procedure_code"] == "99213" and stub["provider_npi"] == NPI_B
 

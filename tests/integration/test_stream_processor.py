@@ -18,7 +18,12 @@ from aiokafka import AIOKafkaProducer
 from stream_edits.bench.workload import generate
 from stream_edits.topics import kafka_client_kwargs
 from tests.factories import NPI_A, NPI_B
-from tests.integration.stream_harness import StreamRig, expected_verdicts
+from tests.integration.stream_harness import (
+    StreamRig,
+    assert_denials_name_their_causes,
+    expected_causes,
+    expected_verdicts,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -58,6 +63,12 @@ async def test_sample_claims_are_decided_as_check_decides_them(rig: StreamRig) -
     rig.start_worker()
     await rig.produce(lines)
     assert await rig.verdicts(expected, timeout=90) == expected, rig.logs()
+    causes = expected_causes(lines)
+    assert await rig.causes(causes, timeout=30) == causes
+    assert_denials_name_their_causes(causes)
+    # The sample's add-ons are billed with no primary at all: nothing to name for them.
+    named = {code for edits in causes.values() for code, related in edits if related}
+    assert named == {"MUE_EXCEEDED", "PTP_BUNDLED"}
 
 
 async def test_day_spread_over_claims_in_reverse_order_with_void_first_and_replacement_chain(
@@ -88,9 +99,14 @@ async def test_day_spread_over_claims_in_reverse_order_with_void_first_and_repla
     assert expected[("A", 1)][0] == expected[("B", 1)][0] == "void"
     assert expected[("C", 2)][:2] == ("accept", [])
     assert expected[("D", 1)][0] == expected[("D", 2)][0] == "void"
+    causes = expected_causes(arrival)
+    assert causes[("P4", 1)] == [("MUE_EXCEEDED", [["P2", 1]])]  # P2's add-on unit came first
+    assert causes[("P3", 1)] == [("PTP_BUNDLED", [["P1", 1]])]
     rig.start_worker()
     await rig.produce(arrival)
     assert await rig.verdicts(expected, timeout=90) == expected, rig.logs()
+    assert await rig.causes(causes, timeout=30) == causes
+    assert_denials_name_their_causes(causes)
 
 
 async def test_bad_input_goes_to_the_dead_letter_topic_and_valid_lines_still_get_decided(

@@ -23,6 +23,7 @@ DECISION_FIELDS = {
     "status",
     "edits",
     "revision",
+    "changed_by",
 }
 
 
@@ -86,8 +87,10 @@ def test_decisions_go_to_stdout_one_json_object_per_line_with_the_contract_field
     assert (visit["status"], visit["edits"]) == ("accept", [])
     assert guidance["status"] == "deny"
     [edit] = guidance["edits"]
-    assert set(edit) == {"code", "message", "rule_source", "adjustment"}
+    assert set(edit) == {"code", "message", "rule_source", "adjustment", "related_lines"}
     assert edit["code"] == "PTP_BUNDLED"
+    assert edit["related_lines"] == [{"claim_id": "C1", "line_number": 1}]
+    assert guidance["changed_by"] == {"claim_id": "C1", "line_number": 2}
     assert edit["adjustment"] == {"group_code": "CO", "carc": "236"}
     assert "64461" in edit["message"]
     assert edit["rule_source"]["table"] == "PTP"
@@ -239,6 +242,7 @@ def test_revision_counts_changes_so_a_late_primary_brings_the_add_on_to_revision
     assert len(result.stdout.splitlines()) == 2
     addon, primary = decisions[("C1", 1)], decisions[("C2", 1)]
     assert (addon["status"], addon["edits"], addon["revision"]) == ("accept", [], 2)
+    assert addon["changed_by"] == {"claim_id": "C2", "line_number": 1}  # the primary's arrival
     assert (primary["status"], primary["revision"]) == ("accept", 1)
 
 
@@ -258,6 +262,8 @@ def test_a_void_of_the_primary_claim_denies_the_add_on_again(tmp_path: Path) -> 
     addon = decisions[("C1", 1)]
     assert (addon["status"], addon["revision"]) == ("deny", 3)
     assert [e["code"] for e in addon["edits"]] == ["ADDON_WITHOUT_PRIMARY"]
+    assert addon["edits"][0]["related_lines"] == []  # the only primary billed is voided
+    assert addon["changed_by"] == {"claim_id": "V2", "line_number": None}
 
 
 def test_a_redelivered_line_produces_no_extra_output_line_and_no_reject(tmp_path: Path) -> None:

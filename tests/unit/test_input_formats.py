@@ -39,11 +39,20 @@ def rejects(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, Any]]:
     return [orjson.loads(row) for row in result.stderr.splitlines()]
 
 
-def by_patient_control_number(output: bytes) -> bytes:
-    """Decisions of converted input named as the NDJSON samples name them: by CLM01."""
+def by_patient_control_number(output: bytes, source: Path, input_format: str) -> bytes:
+    """Decisions of converted input named as the NDJSON samples name them: by CLM01, in the
+    decision, its cause and its edits' related lines."""
+    with read_claims(str(source), input_format) as claims:
+        events = [orjson.loads(line) for line in claims.lines]
+    clm01 = {e["claim_id"]: e["patient_control_number"] for e in events}
     rows = [orjson.loads(row) for row in output.splitlines()]
     for row in rows:
         row["claim_id"] = row.pop("patient_control_number")
+        if row["changed_by"] is not None:
+            row["changed_by"]["claim_id"] = clm01[row["changed_by"]["claim_id"]]
+        for edit in row["edits"]:
+            for related in edit["related_lines"]:
+                related["claim_id"] = clm01[related["claim_id"]]
     return b"".join(orjson.dumps(row) + b"\n" for row in rows)
 
 
@@ -53,10 +62,12 @@ def test_x12_and_fhir_forms_get_the_decisions_of_the_ndjson_form_byte_for_byte(
     stem: Path, input_format: str
 ) -> None:
     ndjson = check(stem.with_suffix(".ndjson"))
-    converted = check("--format", input_format, Path(f"{stem}{FORMATS[input_format]}"))
+    source = Path(f"{stem}{FORMATS[input_format]}")
+    converted = check("--format", input_format, source)
 
     assert (converted.returncode, converted.stderr) == (0, b"")
-    assert ndjson.stdout and by_patient_control_number(converted.stdout) == ndjson.stdout
+    named = by_patient_control_number(converted.stdout, source, input_format)
+    assert ndjson.stdout and named == ndjson.stdout
 
 
 @pytest.mark.parametrize("stem", STEMS, ids=[s.name for s in STEMS])
@@ -148,7 +159,8 @@ def test_converted_input_can_come_from_stdin() -> None:
     piped = check("--format", "x12-837p", "-", stdin=stem.with_suffix(".837p").read_bytes())
 
     assert piped.returncode == 0
-    assert by_patient_control_number(piped.stdout) == check(stem.with_suffix(".ndjson")).stdout
+    named = by_patient_control_number(piped.stdout, stem.with_suffix(".837p"), "x12-837p")
+    assert named == check(stem.with_suffix(".ndjson")).stdout
 
 
 @pytest.mark.parametrize(

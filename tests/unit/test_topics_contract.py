@@ -249,3 +249,27 @@ def test_the_contract_files_ship_in_the_package() -> None:
         for name in names:
             assert not (built / name).is_symlink()
             assert (built / name).read_bytes() == (CONTRACT_DIR / name).read_bytes()
+
+
+def test_every_decision_names_its_cause_and_each_denying_edit_its_related_lines() -> None:
+    schema = contract(DEFAULTS.output_topic)["value_schema"]
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    assert schema["$defs"]["Edit"]["properties"]["related_lines"]["items"] == {
+        "$ref": "#/$defs/LineRef"
+    }
+    assert set(schema["$defs"]["LineRef"]["required"]) == {"claim_id", "line_number"}
+    changed_by = schema["$defs"]["ChangedBy"]["properties"]
+    assert {"integer", "null"} == {t["type"] for t in changed_by["line_number"]["anyOf"]}
+    decisions = final_decisions(ndjson_lines(SAMPLES / "claim-lines.ndjson"), load_rules())
+    wires = [d.to_wire() for d in decisions]
+    for wire in wires:
+        validator.validate(wire)
+    related = [r for w in wires for e in w["edits"] for r in e["related_lines"]]
+    assert related and all(set(r) == {"claim_id", "line_number"} for r in related)
+    # Voided by a void event (no line number) and by a replacement's line.
+    voided_by = {
+        c["line_number"] is None for w in wires if w["status"] == "void" for c in [w["changed_by"]]
+    }
+    assert voided_by == {True, False}

@@ -24,3 +24,20 @@ def verdicts(
 ) -> dict[tuple[str, int], tuple[str, list[str]]]:
     """Status and edit codes per line: what a payer acts on."""
     return {k: (d.status.value, [e.code for e in d.edits]) for k, d in decisions.items()}
+
+
+Cause = tuple[str, list[tuple[str, int]]]
+
+
+def causes(
+    decisions: dict[tuple[str, int], LineDecision],
+) -> dict[tuple[str, int], tuple[str, list[Cause]]]:
+    """Status and, per edit, its code and related lines: the decision without its arrival-order
+    dependent revision and changed_by."""
+    return {
+        k: (
+            d.status.value,
+            [(e.code, [(r.claim_id, r.line_number) for r in e.related_lines]) for e in d.edits],
+        )
+        for k, d in decisions.items()
+    }

@@ -285,7 +285,7 @@ def test_state_survives_a_round_trip_through_json(rules: RuleSet) -> None:
     first = EditEngine(rules)
     run(first, [line("C1", 1, "64461"), line("C2", 1, "64462", minutes=5), line("C9", 1, "99213")])
     claims = {
-        k: ClaimEntry.from_wire(orjson.loads(orjson.dumps(v.to_wire())))
+        k: ClaimEntry.from_wire(orjson.loads(orjson.dumps(v.to_wire())), k[1])
         for k, v in first.claims.items()
     }
     days = {

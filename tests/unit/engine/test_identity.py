@@ -134,8 +134,8 @@ def test_identity_state_round_trips_and_state_stored_before_it_still_reads(
     entry = engine.claims[("M1", "P2")]
     [day] = engine.days.values()
 
-    for state in (alias, entry):
-        assert ClaimEntry.from_wire(state.to_wire()) == state
+    for key, state in ((number_key(NPI_A, "X1"), alias), ("P2", entry)):
+        assert ClaimEntry.from_wire(state.to_wire(), key) == state
         assert state.to_wire()[-1] == state.last_day > 0  # the stream's expiry reads it so
     assert DayState.from_wire(day.to_wire()) == day
     assert (alias.holders.keys(), alias.references.keys()) == ({"P1", "P2"}, {"P2"})

@@ -2,7 +2,9 @@
 
 Hypothesis generates patient-days (several members, days, providers, claims, replacements and
 voids), then feeds them in any permutation with any redeliveries. The final decision of every
-line must be the same, and must equal a direct reading of the contract for the default tables.
+line (status, edits and each edit's related lines; not the arrival-dependent revision and
+changed_by) must be the same, and must equal a direct reading of the contract for the default
+tables.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from stream_edits.engine import EditEngine
 from stream_edits.models import ClaimLineEvent
 from stream_edits.rules.loader import load_rules
 from tests.factories import NPI_A, NPI_B, line, void
-from tests.unit.engine.helpers import run, verdicts
+from tests.unit.engine.helpers import Cause, causes, run
 
 RULES = load_rules()
 CODES = ["64461", "64462", "64463", "76942", "77002", "77012", "99213", "36415"]
@@ -62,11 +64,20 @@ def scenarios(draw: st.DrawFn) -> list[ClaimLineEvent]:
     return events
 
 
-def contract(events: list[ClaimLineEvent]) -> dict[tuple[str, int], tuple[str, list[str]]]:
-    """The engine contract read literally for the default tables (an independent oracle)."""
+Key = tuple[str, int]
+Result = dict[Key, tuple[str, list[Cause]]]
+
+
+def contract(events: list[ClaimLineEvent]) -> Result:
+    """The engine contract read literally for the default tables (an independent oracle).
+
+    Related lines: an MUE denial names the accepted lines of its code before it, an add-on
+    denial every line of its primary (none accepted), a PTP denial the first accepted line of
+    the lowest column-one code billed.
+    """
     retracted = {(e.member_id, e.original_claim_id) for e in events if e.original_claim_id}
     lines = {(e.claim_id, e.line_number): e for e in events if not e.is_void}
-    result: dict[tuple[str, int], tuple[str, list[str]]] = {}
+    result: Result = {}
     groups: dict[tuple[object, ...], list[ClaimLineEvent]] = defaultdict(list)
     for key, e in lines.items():
         if (e.member_id, e.claim_id) in retracted:
@@ -75,33 +86,40 @@ def contract(events: list[ClaimLineEvent]) -> dict[tuple[str, int], tuple[str, l
             groups[(e.member_id, e.date_of_service, e.provider_npi)].append(e)
     for group in groups.values():
         group.sort(key=lambda e: (e.received_at, e.claim_id, e.line_number))
-        used: dict[str, int] = defaultdict(int)
+        used: dict[str, list[ClaimLineEvent]] = defaultdict(list)
 
         for e in group:  # primaries and unrelated codes
             if e.procedure_code not in IMAGING and e.procedure_code != "64462":
                 _decide(e, [], used, result)
+        primaries = [_key(e) for e in group if e.procedure_code == "64461"]
         for e in group:  # add-ons, after their primaries
             if e.procedure_code == "64462":
-                _decide(e, [] if used["64461"] else ["ADDON_WITHOUT_PRIMARY"], used, result)
+                addon = [] if used["64461"] else [("ADDON_WITHOUT_PRIMARY", primaries)]
+                _decide(e, addon, used, result)
         for e in group:  # imaging guidance, included in any accepted block
             if e.procedure_code in IMAGING:
-                _decide(e, ["PTP_BUNDLED"] if any(used[b] for b in BLOCKS) else [], used, result)
+                blocks = [b for b in sorted(BLOCKS) if used[b]]
+                ptp = [("PTP_BUNDLED", [_key(used[blocks[0]][0])])] if blocks else []
+                _decide(e, ptp, used, result)
     return result
 
 
+def _key(e: ClaimLineEvent) -> Key:
+    assert e.line_number is not None
+    return e.claim_id, e.line_number
+
+
 def _decide(
-    e: ClaimLineEvent,
-    edits: list[str],
-    used: dict[str, int],
-    result: dict[tuple[str, int], tuple[str, list[str]]],
+    e: ClaimLineEvent, edits: list[Cause], used: dict[str, list[ClaimLineEvent]], result: Result
 ) -> None:
     """MUE for the three block codes (1 unit/day), then record; accepted lines use units."""
-    assert e.procedure_code is not None and e.line_number is not None
-    if e.procedure_code in BLOCKS and used[e.procedure_code] + e.units > 1:
-        edits.append("MUE_EXCEEDED")
+    assert e.procedure_code is not None
+    consumed = used[e.procedure_code]
+    if e.procedure_code in BLOCKS and sum(u.units for u in consumed) + e.units > 1:
+        edits.append(("MUE_EXCEEDED", [_key(u) for u in consumed]))
     if not edits:
-        used[e.procedure_code] += e.units
-    result[(e.claim_id, e.line_number)] = ("deny" if edits else "accept", edits)
+        consumed.append(e)
+    result[_key(e)] = ("deny" if edits else "accept", edits)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,7 +127,7 @@ def _decide(
 def test_any_permutation_with_redeliveries_gives_the_same_final_decisions(
     data: st.DataObject, events: list[ClaimLineEvent]
 ) -> None:
-    in_order = verdicts(run(EditEngine(RULES), events))
+    in_order = causes(run(EditEngine(RULES), events))
     shuffled = data.draw(st.permutations(events))
     repeats = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
     positions = data.draw(
@@ -118,13 +136,13 @@ def test_any_permutation_with_redeliveries_gives_the_same_final_decisions(
     replayed = list(shuffled)
     for event, at in zip(repeats, positions, strict=True):
         replayed.insert(at, event)
-    assert verdicts(run(EditEngine(RULES), replayed)) == in_order
+    assert causes(run(EditEngine(RULES), replayed)) == in_order
 
 
 @settings(max_examples=300, deadline=None)
 @given(events=scenarios())
 def test_final_decisions_match_the_contract_read_literally(events: list[ClaimLineEvent]) -> None:
-    assert verdicts(run(EditEngine(RULES), events)) == contract(events)
+    assert causes(run(EditEngine(RULES), events)) == contract(events)
 
 
 @settings(max_examples=100, deadline=None)
@@ -137,7 +155,7 @@ def test_redelivering_everything_twice_is_idempotent(
     again = data.draw(st.permutations(events))
     assert all(engine.process(e).duplicate for e in again)
     assert run(engine, again) == {}
-    assert verdicts(first) == contract(events)
+    assert causes(first) == contract(events)
 
 
 @settings(max_examples=100, deadline=None)
@@ -227,7 +245,7 @@ def test_corrections_keeping_their_clm01_give_the_same_final_decisions_in_any_or
     replayed = data.draw(st.permutations(events))
     replayed += data.draw(st.lists(st.sampled_from(events), max_size=4))
 
-    assert verdicts(run(EditEngine(RULES), replayed)) == verdicts(in_order)
+    assert causes(run(EditEngine(RULES), replayed)) == causes(in_order)
     retracted = retracted_by_identity(events)
     for (claim_id, _), decision in in_order.items():
         voided = (decision.member_id, claim_id) in retracted

@@ -93,6 +93,12 @@ async def test_one_line_equals_what_was_published_and_unknown_lines_are_none() -
         member = decision["member_id"].encode()
         found = MemberView(RULES, decision["member_id"], table.data[member]).line(claim_id, number)
         assert found is not None and decision_json(found) == decision, (claim_id, number)
+    # The cause as published: STUB's 64461 lost the day's unit to PRIM's, which arrived later.
+    denied = decision_json(view.line("STUB", 2))  # type: ignore[arg-type]
+    assert denied["edits"][0]["related_lines"] == [{"claim_id": "PRIM", "line_number": 1}]
+    assert (denied["revision"], denied["changed_by"]) == (2, {"claim_id": "PRIM", "line_number": 1})
+    stub = decision_json(view.line("STUBV", 1))  # type: ignore[arg-type]
+    assert stub["changed_by"] == {"claim_id": "VOID1", "line_number": None}
     assert view.line("ADD", 2) is None
     assert view.line("VOID1", 1) is None  # a void event's claim holds no lines
     assert view.line("OTHER", 1) is None  # M2's claim, not M1's
