@@ -30,14 +30,16 @@ from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
-PIPELINES = ("raw", "faust", "processor", "unkeyed")
+PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers")
 LABELS = {
     "raw": "(a) raw aiokafka",
     "faust": "(b) Faust pass-through",
     "processor": "(c) stream-edits processor",
     "unkeyed": "(d) processor, unkeyed input",
+    "two_workers": "(f) processor, two workers",
 }
-TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.2, "processor_p99_ms_at_5000": 50.0}
+WORKERS = {"two_workers": 2}  # worker processes of a processor pipeline (one unless named)
+TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.25, "processor_p99_ms_at_5000": 30.0}
 METHOD = [
     "Each pipeline runs in its own process with fresh topics; this process only produces input "
     "and consumes output with aiokafka.",
@@ -57,6 +59,14 @@ METHOD = [
     "its repartition topic (3 of 4 lines with 4 partitions).",
     "(e) replay: `stream-edits replay` over the same backlog produced to a topic of its own, "
     "lines/s as it reports them (first read to last decision delivered; start-up excluded).",
+    "(f) is (c) run as two worker processes of one group (the partitions split between them, "
+    "one per core): the drain and latency of one worker against two, in one run.",
+    "Stages: each processor worker's stream_edits_batch_stage_seconds histograms, read from its "
+    "/metrics before and after the drain and each paced run: per batch, the time of its oldest "
+    "record from its timestamp to the inbox (fetch), waiting there (inbox), deciding (engine), "
+    "encoding member records (encode), outputs and state sent until acknowledged (outputs, "
+    "changelog), the local store (store), and Faust's periodic commit (commit). Percentiles are "
+    "interpolated within histogram buckets.",
     "check: stream_edits.check.final_decisions over the backlog, one pass, in this process.",
     "State: orjson wire bytes of every ClaimEntry and DayState after the engine ran over the "
     "backlog, per distinct (member_id, date_of_service); also as stored (one MemberRecord per "
@@ -119,6 +129,17 @@ def _pipeline(
         env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
     env.update(_parse_env(args.processor_env))
     command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
+    worker_envs: tuple[dict[str, str], ...] = ()
+    web_ports: tuple[int, ...] = (processor_settings.web_port,)
+    if WORKERS.get(name, 1) > 1:  # each worker a state directory and web port of its own
+        web_ports += tuple(_free_port() for _ in range(WORKERS[name] - 1))
+        data_dirs = [processor_settings.data_dir / f"worker-{n}" for n in range(len(web_ports))]
+        for folder in data_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+        worker_envs = tuple(
+            {"STREAM_EDITS_WEB_PORT": str(port), "STREAM_EDITS_DATA_DIR": str(folder)}
+            for port, folder in zip(web_ports, data_dirs, strict=True)
+        )
     return measure.Pipeline(
         name,
         LABELS[name],
@@ -129,7 +150,9 @@ def _pipeline(
         stamped=False,
         settings=processor_settings,
         app_id=app_id,
-        keyed=name == "processor",
+        keyed=name != "unkeyed",
+        worker_envs=worker_envs,
+        web_ports=web_ports,
     )
 
 
@@ -263,13 +286,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         except measure.BenchError as error:
             _say(f"replay failed: {error}")
 
-    raw, faust, processor, unkeyed = (_throughput(results, n) for n in PIPELINES)
+    raw, faust, processor, unkeyed, two_workers = (_throughput(results, n) for n in PIPELINES)
     ratios = {
         "processor_vs_raw": report.ratio(processor, raw),
         "processor_vs_faust": report.ratio(processor, faust),
         "faust_vs_raw": report.ratio(faust, raw),
         "unkeyed_vs_processor": report.ratio(unkeyed, processor),
         "replay_vs_processor": report.ratio(replay["lines_per_s"] if replay else None, processor),
+        "two_workers_vs_one": report.ratio(two_workers, processor),
     }
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {

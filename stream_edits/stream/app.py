@@ -15,6 +15,7 @@ from aiokafka.helpers import create_ssl_context
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from stream_edits.gc_pause import freeze_long_lived, time_collections
 from stream_edits.log_safety import exception_summary, hold_chatty_loggers
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
@@ -33,6 +34,7 @@ from stream_edits.web.metrics import add_metrics
 from stream_edits.web.stats import add_stats
 
 log = logging.getLogger(__name__)
+
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for SASL and/or TLS, from settings."""
@@ -170,6 +172,13 @@ def create_app(settings: Settings) -> faust.App:
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_chatty_loggers() -> None:
         hold_chatty_loggers()  # again: the worker's logging set-up ran after create_app
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def keep_collections_short() -> None:
+        # Started: Faust, the clients and the rules stay alive for good. Frozen, they are not
+        # walked by every full collection (a 50-100 ms pause on a busy 2-core machine).
+        freeze_long_lived()
+        time_collections(lambda seconds: telemetry.stage("gc", seconds))
 
     # -- web views (stream_edits/web/) --
     def assigned() -> set[TP]:

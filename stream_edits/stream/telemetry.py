@@ -42,7 +42,8 @@ STAGE_BUCKETS_S = (
 # Where a batch's time goes, in order: its oldest record from its timestamp to the inbox, then
 # waiting there; deciding (decode, engine, outputs encoded) and encoding member records; outputs
 # sent → acknowledged; state sent → acknowledged; the local store; and Faust's periodic commit.
-STAGES = ("fetch", "inbox", "engine", "encode", "outputs", "changelog", "store", "commit")
+# "gc" is not a batch's: it counts every pause of Python's cyclic collector, wherever it fell.
+STAGES = ("fetch", "inbox", "engine", "encode", "outputs", "changelog", "store", "commit", "gc")
 
 
 @dataclass(slots=True)
