@@ -113,6 +113,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"replay drain / processor drain:       {ratios.get('replay_vs_processor')} "
         f"({_rate(report.get('replay'))} lines/s)",
         f"two workers / one (processor drain):  {ratios.get('two_workers_vs_one')}",
+        f"processor / baseline source (drain):  {ratios.get('processor_vs_baseline')}",
         f"check (offline, one process):         {check['lines_per_s']:,.0f} lines/s",
         f"state per patient-day:                {state['wire_bytes_per_patient_day']} B "
         f"ClaimEntry+DayState wire forms, {state['stored_bytes_per_patient_day']} B as stored "

@@ -30,13 +30,14 @@ from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
-PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers")
+PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers", "baseline")
 LABELS = {
     "raw": "(a) raw aiokafka",
     "faust": "(b) Faust pass-through",
     "processor": "(c) stream-edits processor",
     "unkeyed": "(d) processor, unkeyed input",
     "two_workers": "(f) processor, two workers",
+    "baseline": "(c0) processor, baseline source",
 }
 WORKERS = {"two_workers": 2}  # worker processes of a processor pipeline (one unless named)
 TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.25, "processor_p99_ms_at_5000": 30.0}
@@ -61,6 +62,8 @@ METHOD = [
     "lines/s as it reports them (first read to last decision delivered; start-up excluded).",
     "(f) is (c) run as two worker processes of one group (the partitions split between them, "
     "one per core): the drain and latency of one worker against two, in one run.",
+    "(c0), with --baseline-src: (c) with its code from another source tree, for a before / "
+    "after comparison in one run.",
     "Stages: each processor worker's stream_edits_batch_stage_seconds histograms, read from its "
     "/metrics before and after the drain and each paced run: per batch, the time of its oldest "
     "record from its timestamp to the inbox (fetch), waiting there (inbox), deciding (engine), "
@@ -112,7 +115,7 @@ def _pipeline(
         return measure.Pipeline(
             name, LABELS[name], source, (sink,), command, env, stamped=True, app_id=app_id
         )
-    app_id = f"{run_id}-processor"
+    app_id = f"{run_id}-{name}"
     processor_settings = settings.model_copy(
         update={
             "input_topic": source,
@@ -128,6 +131,8 @@ def _pipeline(
                   "app_id", "data_dir", "store", "web_port"):  # fmt: skip
         env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
     env.update(_parse_env(args.processor_env))
+    if name == "baseline":  # the same processor pipeline, its code from another tree
+        env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
     command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
     worker_envs: tuple[dict[str, str], ...] = ()
     web_ports: tuple[int, ...] = (processor_settings.web_port,)
@@ -211,12 +216,24 @@ def _arguments_error(args: argparse.Namespace) -> str | None:
         _parse_env(args.processor_env)
     except ValueError as error:
         return str(error)
-    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    names = _names(args)
+    if args.baseline_src is None and "baseline" in names:
+        return "the baseline pipeline needs --baseline-src"
+    if args.baseline_src is not None and not (args.baseline_src / "stream_edits").is_dir():
+        return f"--baseline-src {args.baseline_src}: no stream_edits package there"
     if not rates or any(r <= 0 for r in rates) or args.lines < 1 or args.latency_seconds <= 0:
         return "--lines, --rates and --latency-seconds must be positive"
     if not names or any(n not in PIPELINES for n in names):
         return f"--pipelines takes names from {','.join(PIPELINES)}"
     return None
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    """The pipelines to run, the baseline beside the processor when --baseline-src is given."""
+    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    if args.baseline_src is not None and "baseline" not in names:
+        names.insert(names.index("processor") if "processor" in names else len(names), "baseline")
+    return names
 
 
 def _workload(
@@ -262,7 +279,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"stream-edits bench: {problem}", file=sys.stderr)
         return 2
     rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
-    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    names = _names(args)
     client = kafka_client_kwargs(settings)  # its security settings
     if broker_answers(settings.bootstrap_servers, 10.0, client) is None:
         print(
@@ -286,7 +303,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         except measure.BenchError as error:
             _say(f"replay failed: {error}")
 
-    raw, faust, processor, unkeyed, two_workers = (_throughput(results, n) for n in PIPELINES)
+    raw, faust, processor, unkeyed, two_workers, baseline = (
+        _throughput(results, n) for n in PIPELINES
+    )
     ratios = {
         "processor_vs_raw": report.ratio(processor, raw),
         "processor_vs_faust": report.ratio(processor, faust),
@@ -294,6 +313,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         "unkeyed_vs_processor": report.ratio(unkeyed, processor),
         "replay_vs_processor": report.ratio(replay["lines_per_s"] if replay else None, processor),
         "two_workers_vs_one": report.ratio(two_workers, processor),
+        "processor_vs_baseline": report.ratio(processor, baseline),
     }
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {
@@ -305,6 +325,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             "partitions": settings.partitions,
             "processor_store": args.store or settings.store,
             "processor_env": _parse_env(args.processor_env),
+            "baseline_src": str(args.baseline_src) if args.baseline_src else None,
             "seed": args.seed,
             "bootstrap_servers": settings.bootstrap_servers,
         },
