@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,15 @@ def _header_index(headers: Sequence[tuple[str, bytes]]) -> int | None:
         if name == INDEX_HEADER:
             return int.from_bytes(value, "big")
     return None
+
+
+def ready(port: int, host: str = "127.0.0.1") -> bool:
+    """True when the worker at `port` answers /health/ with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/health/", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, not ready yet (503 raises HTTPError, an OSError)
+        return False
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -326,7 +336,12 @@ class Run:
         workload, collector = self.workload, self.collector
         assert collector is not None
         backlog = range(workload.backlog)
-        await self._produce(producer, backlog, rate=None)
+        # Several workers split the partitions only once all have joined the group: one joining
+        # while the others drain would make the drain measure a rebalance. They start first and
+        # the backlog follows once each is ready (its produce rate is reported beside).
+        group_first = len(self.pipeline.worker_envs) > 1
+        if not group_first:
+            await self._produce(producer, backlog, rate=None)
         started = time.perf_counter()
         for n, overrides in enumerate(self.pipeline.worker_envs or ({},)):
             suffix = f"-{n + 1}" if n else ""
@@ -341,6 +356,10 @@ class Run:
                 )
             self.processes.append(process)
         pid = self.processes[0].pid
+        produced_per_s = None
+        if group_first:
+            await self._wait(self._all_ready, self.options.drain_timeout_s, "ready workers")
+            produced_per_s = await self._produce(producer, backlog, rate=None)
         expected_backlog = self._expected(backlog)
         stages_before = await self._stages()
         await self._wait(self._answered(1), self.options.drain_timeout_s, "output")
@@ -362,6 +381,8 @@ class Run:
             stages["drain"] = breakdown(stages_before, after)
         throughput = self._throughput(backlog)
         throughput["first_output_after_s"] = round(first_output_s, 2)
+        if produced_per_s is not None:
+            throughput["backlog_produced_per_s"] = round(produced_per_s, 1)
         throughput["expected_answered"] = expected_backlog
         throughput["answered"] = collector.answered
         throughput["outputs"] = collector.outputs
@@ -433,6 +454,10 @@ class Run:
                     seconds += before_s
                 total[stage] = (bounds, counts, seconds)
         return total
+
+    def _all_ready(self) -> bool:
+        """Every worker answers /health/ with 200 (holds partitions, recovered)."""
+        return all(ready(port) for port in self.pipeline.web_ports)
 
     def _answered(self, count: int) -> Callable[[], bool]:
         collector = self.collector
