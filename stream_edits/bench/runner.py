@@ -61,7 +61,9 @@ METHOD = [
     "(e) replay: `stream-edits replay` over the same backlog produced to a topic of its own, "
     "lines/s as it reports them (first read to last decision delivered; start-up excluded).",
     "(f) is (c) run as two worker processes of one group (the partitions split between them, "
-    "one per core): the drain and latency of one worker against two, in one run.",
+    "one per core): the drain and latency of one worker against two, in one run. Its workers "
+    "start first and its backlog is produced once both are ready (a worker joining mid-drain "
+    "would make the drain measure a rebalance); the produce rate is reported beside.",
     "(c0), with --baseline-src: (c) with its code from another source tree, for a before / "
     "after comparison in one run.",
     "Stages: each processor worker's stream_edits_batch_stage_seconds histograms, read from its "
