@@ -25,15 +25,8 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# Allocations between young collections (Python's default: 700). A worker allocates thousands
-# of short-lived objects per batch; most are freed by reference counting before a collection
-# would look at them, so fewer, larger young collections cost less in all.
-YOUNG_THRESHOLD = 10_000
-
-
 def freeze_long_lived() -> None:
-    """Collect once, then move every object alive now out of the collector's reach, and
-    collect the young generation less often (`YOUNG_THRESHOLD`).
+    """Collect once, then move every object alive now out of the collector's reach.
 
     For a long-running process after its start-up (frameworks, clients, rule tables): a full
     collection otherwise walks all of them, a pause of tens of milliseconds each time the
@@ -41,8 +34,6 @@ def freeze_long_lived() -> None:
     """
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
 
 
 def time_collections(observe: Callable[[float], None]) -> Callable[[str, dict[str, int]], None]:

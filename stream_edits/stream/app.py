@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.task  # type: ignore[untyped-decorator]
     async def keep_collections_short() -> None:
         # Started: Faust, the clients and the rules stay alive for good. Frozen, they are not
-        # walked by every full collection (pauses of 50-200 ms measured on a busy 2-core machine).
+        # walked by every full collection (a 50-100 ms pause on a busy 2-core machine).
         freeze_long_lived()
         time_collections(lambda seconds: telemetry.stage("gc", seconds))
 
