@@ -283,7 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.add_argument("--seed", type=int, default=7, help="workload seed")
-    bench.add_argument("--pipelines", default="raw,faust,processor,unkeyed", help="which to run")
+    bench.add_argument(
+        "--pipelines", default="raw,faust,processor,unkeyed,two_workers", help="which to run"
+    )
+    bench.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="also run the processor from this source tree (a checkout's root), in the same run",
+    )
     bench.add_argument("--store", default=None, help="processor store (default: settings)")
     bench.add_argument(
         "--processor-env", action="append", metavar="NAME=VALUE", help="extra env (repeatable)"

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream_edits.bench.stages import Histograms, breakdown, scrape
 from stream_edits.broker.admin import create_topics
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
@@ -80,6 +82,9 @@ class Pipeline:
     settings: Settings | None = None  # the processor's: topics created from the contract
     app_id: str | None = None  # Faust apps create internal topics named after it
     keyed: bool = True  # False: the lines are sent without keys (spread over the partitions)
+    # One process per entry, each with `env` and these overrides (one process when empty).
+    worker_envs: tuple[dict[str, str], ...] = ()
+    web_ports: tuple[int, ...] = ()  # the processor's workers' web ports (stage histograms)
 
 
 @dataclass
@@ -141,6 +146,15 @@ def _header_index(headers: Sequence[tuple[str, bytes]]) -> int | None:
         if name == INDEX_HEADER:
             return int.from_bytes(value, "big")
     return None
+
+
+def ready(port: int, host: str = "127.0.0.1") -> bool:
+    """True when the worker at `port` answers /health/ with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/health/", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, not ready yet (503 raises HTTPError, an OSError)
+        return False
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -269,7 +283,7 @@ class Run:
         size = len(workload.lines)
         self.positions: list[tuple[int, int] | None] = [None] * size
         self.sent_ns = [0] * size
-        self.process: asyncio.subprocess.Process | None = None
+        self.processes: list[asyncio.subprocess.Process] = []
         self.collector: Collector | None = None
         self.profiler: asyncio.subprocess.Process | None = None
 
@@ -322,22 +336,35 @@ class Run:
         workload, collector = self.workload, self.collector
         assert collector is not None
         backlog = range(workload.backlog)
-        await self._produce(producer, backlog, rate=None)
+        # Several workers split the partitions only once all have joined the group: one joining
+        # while the others drain would make the drain measure a rebalance. They start first and
+        # the backlog follows once each is ready (its produce rate is reported beside).
+        group_first = len(self.pipeline.worker_envs) > 1
+        if not group_first:
+            await self._produce(producer, backlog, rate=None)
         started = time.perf_counter()
-        log_path = self.options.log_dir / f"{self.pipeline.name}.log"
-        with open(log_path, "wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.pipeline.command,
-                env=self.pipeline.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        pid = self.process.pid
+        for n, overrides in enumerate(self.pipeline.worker_envs or ({},)):
+            suffix = f"-{n + 1}" if n else ""
+            log_path = self.options.log_dir / f"{self.pipeline.name}{suffix}.log"
+            with open(log_path, "wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *self.pipeline.command,
+                    env={**self.pipeline.env, **overrides},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.processes.append(process)
+        pid = self.processes[0].pid
+        produced_per_s = None
+        if group_first:
+            await self._wait(self._all_ready, self.options.drain_timeout_s, "ready workers")
+            produced_per_s = await self._produce(producer, backlog, rate=None)
         expected_backlog = self._expected(backlog)
+        stages_before = await self._stages()
         await self._wait(self._answered(1), self.options.drain_timeout_s, "output")
         first_output_s = time.perf_counter() - started
-        cpu_start, cpu_clock = cpu_seconds(pid), time.perf_counter()
+        cpu_start, cpu_clock = self._cpu(), time.perf_counter()
         answered_at_cpu_start = collector.answered
         await self._start_profiler(pid, "drain")
         await self._wait(
@@ -346,10 +373,16 @@ class Run:
             f"{expected_backlog} answered lines",
             soft=True,
         )
-        cpu_end, cpu_wall = cpu_seconds(pid), time.perf_counter() - cpu_clock
+        cpu_end, cpu_wall = self._cpu(), time.perf_counter() - cpu_clock
         await self._stop_profiler()
+        stages: dict[str, Any] = {}
+        if self.pipeline.web_ports:
+            after = await self._stages()
+            stages["drain"] = breakdown(stages_before, after)
         throughput = self._throughput(backlog)
         throughput["first_output_after_s"] = round(first_output_s, 2)
+        if produced_per_s is not None:
+            throughput["backlog_produced_per_s"] = round(produced_per_s, 1)
         throughput["expected_answered"] = expected_backlog
         throughput["answered"] = collector.answered
         throughput["outputs"] = collector.outputs
@@ -373,6 +406,7 @@ class Run:
             # Not in the wake of the backlog (the pipeline's last commits and state writes, the
             # broker's): every pipeline gets the same quiet time before its paced runs.
             await asyncio.sleep(self.options.quiet_s)
+            stages_before = await self._stages()
             await self._start_profiler(pid, str(phase.rate))
             offered = await self._produce(producer, lines, rate=phase.rate)
             target += self._expected(lines)
@@ -383,18 +417,47 @@ class Run:
                 soft=True,
             )
             await self._stop_profiler()
+            if self.pipeline.web_ports:
+                stages[str(phase.rate)] = breakdown(stages_before, await self._stages())
             values = self._latencies(lines)
             stats = latency_stats(values, self._expected(lines))
             stats["offered_per_s"] = phase.rate
             stats["achieved_per_s"] = round(offered, 1)
             latency[str(phase.rate)] = stats
             samples[str(phase.rate)] = values
-        return {
+        result = {
             "label": self.pipeline.label,
+            "workers": len(self.processes),
             "throughput": throughput,
             "latency": latency,
             "samples_ms": samples,
         }
+        if stages:
+            result["stages"] = stages
+        return result
+
+    def _cpu(self) -> tuple[float, float] | None:
+        """(user, system) CPU seconds of every process of the pipeline so far."""
+        each = [cpu_seconds(process.pid) for process in self.processes]
+        if any(times is None for times in each):
+            return None
+        return sum(t[0] for t in each if t), sum(t[1] for t in each if t)
+
+    async def _stages(self) -> Histograms:
+        """The stage histograms of every worker, added up."""
+        total: Histograms = {}
+        for port in self.pipeline.web_ports:
+            for stage, (bounds, counts, seconds) in (await scrape(port)).items():
+                if stage in total and total[stage][0] == bounds:
+                    _, before, before_s = total[stage]
+                    counts = [a + b for a, b in zip(counts, before, strict=True)]
+                    seconds += before_s
+                total[stage] = (bounds, counts, seconds)
+        return total
+
+    def _all_ready(self) -> bool:
+        """Every worker answers /health/ with 200 (holds partitions, recovered)."""
+        return all(ready(port) for port in self.pipeline.web_ports)
 
     def _answered(self, count: int) -> Callable[[], bool]:
         collector = self.collector
@@ -460,12 +523,12 @@ class Run:
     ) -> None:
         deadline = time.monotonic() + timeout_s
         while not done():
-            process = self.process
-            if process is not None and process.returncode is not None:
-                raise BenchError(
-                    f"{self.pipeline.name} exited with {process.returncode}: see "
-                    f"{self.options.log_dir / (self.pipeline.name + '.log')}"
-                )
+            for process in self.processes:
+                if process.returncode is not None:
+                    raise BenchError(
+                        f"{self.pipeline.name} exited with {process.returncode}: see "
+                        f"{self.options.log_dir / (self.pipeline.name + '*.log')}"
+                    )
             if time.monotonic() > deadline:
                 if soft:
                     return
@@ -473,15 +536,16 @@ class Run:
             await asyncio.sleep(POLL_S)
 
     async def _stop_process(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        processes, self.processes = self.processes, []
+        running = [process for process in processes if process.returncode is None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
     def profile_path(self, phase: str) -> Path:
         """Where py-spy writes the raw profile of `phase` ("drain" or an offered rate)."""

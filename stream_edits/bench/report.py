@@ -113,6 +113,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"unkeyed / keyed input (processor):    {ratios.get('unkeyed_vs_processor')}",
         f"replay drain / processor drain:       {ratios.get('replay_vs_processor')} "
         f"({_rate(report.get('replay'))} lines/s)",
+        f"two workers / one (processor drain):  {ratios.get('two_workers_vs_one')}",
+        f"processor / baseline source (drain):  {ratios.get('processor_vs_baseline')}",
         f"check (offline, one process):         {check['lines_per_s']:,.0f} lines/s",
         f"state per patient-day:                {state['wire_bytes_per_patient_day']} B "
         f"ClaimEntry+DayState wire forms, {state['stored_bytes_per_patient_day']} B as stored "
@@ -120,6 +122,7 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     if "cms_rules" in report:
         lines += format_section(report["cms_rules"])
+    lines += format_stages(report)
     machine = report["machine"]
     lines.append(
         f"machine: {machine['nproc']} CPUs, Python {machine['python']}, "
@@ -127,6 +130,22 @@ def format_table(report: dict[str, Any]) -> str:
         f"{machine['loadavg_after'][0]:.2f} after"
     )
     return "\n".join(lines)
+
+
+def format_stages(report: dict[str, Any]) -> list[str]:
+    """Where the processors' batches spent their time: per phase, per stage, how many batches
+    (collections, for "gc") and mean / p50 / p99 ms."""
+    lines: list[str] = []
+    for result in report["pipelines"].values():
+        for phase, stages in result.get("stages", {}).items():
+            what = "draining the backlog" if phase == "drain" else f"at {phase} lines/s"
+            lines += ["", f"{result['label']}, {what}: count, mean / p50 / p99 ms"]
+            for stage, numbers in stages.items():
+                if not numbers["count"]:
+                    continue
+                cells = " / ".join(_ms(numbers[key]) for key in ("mean_ms", "p50_ms", "p99_ms"))
+                lines.append(f"  {stage:<10} {numbers['count']:>7,}  {cells}")
+    return lines
 
 
 def _rate(replay: dict[str, Any] | None) -> str:

@@ -38,14 +38,17 @@ from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits.topics import kafka_client_kwargs
 
-PIPELINES = ("raw", "faust", "processor", "unkeyed")
+PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers", "baseline")
 LABELS = {
     "raw": "(a) raw aiokafka",
     "faust": "(b) Faust pass-through",
     "processor": "(c) stream-edits processor",
     "unkeyed": "(d) processor, unkeyed input",
+    "two_workers": "(f) processor, two workers",
+    "baseline": "(c0) processor, baseline source",
 }
-TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.2, "processor_p99_ms_at_5000": 50.0}
+WORKERS = {"two_workers": 2}  # worker processes of a processor pipeline (one unless named)
+TARGETS = {"processor_vs_faust": 2.0, "processor_vs_raw": 0.25, "processor_p99_ms_at_5000": 30.0}
 METHOD = [
     "Each pipeline runs in its own process with fresh topics; this process only produces input "
     "and consumes output with aiokafka.",
@@ -65,6 +68,18 @@ METHOD = [
     "its repartition topic (3 of 4 lines with 4 partitions).",
     "(e) replay: `stream-edits replay` over the same backlog produced to a topic of its own, "
     "lines/s as it reports them (first read to last decision delivered; start-up excluded).",
+    "(f) is (c) run as two worker processes of one group (the partitions split between them, "
+    "one per core): the drain and latency of one worker against two, in one run. Its workers "
+    "start first and its backlog is produced once both are ready (a worker joining mid-drain "
+    "would make the drain measure a rebalance); the produce rate is reported beside.",
+    "(c0), with --baseline-src: (c) with its code from another source tree, for a before / "
+    "after comparison in one run.",
+    "Stages: each processor worker's stream_edits_batch_stage_seconds histograms, read from its "
+    "/metrics before and after the drain and each paced run: per batch, the time of its oldest "
+    "record from its timestamp to the inbox (fetch), waiting there (inbox), deciding (engine), "
+    "encoding member records (encode), outputs and state sent until acknowledged (outputs, "
+    "changelog), the local store (store), and Faust's periodic commit (commit). Percentiles are "
+    "interpolated within histogram buckets.",
     "check: stream_edits.check.final_decisions over the backlog, one pass, in this process.",
     "State: orjson wire bytes of every ClaimEntry and DayState after the engine ran over the "
     "backlog, per distinct (member_id, date_of_service); also as stored (one MemberRecord per "
@@ -110,7 +125,7 @@ def _pipeline(
         return measure.Pipeline(
             name, LABELS[name], source, (sink,), command, env, stamped=True, app_id=app_id
         )
-    app_id = f"{run_id}-processor"
+    app_id = f"{run_id}-{name}"
     processor_settings = settings.model_copy(
         update={
             "input_topic": source,
@@ -126,7 +141,20 @@ def _pipeline(
                   "app_id", "data_dir", "store", "web_port"):  # fmt: skip
         env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
     env.update(_parse_env(args.processor_env))
+    if name == "baseline":  # the same processor pipeline, its code from another tree
+        env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
     command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
+    worker_envs: tuple[dict[str, str], ...] = ()
+    web_ports: tuple[int, ...] = (processor_settings.web_port,)
+    if WORKERS.get(name, 1) > 1:  # each worker a state directory and web port of its own
+        web_ports += tuple(_free_port() for _ in range(WORKERS[name] - 1))
+        data_dirs = [processor_settings.data_dir / f"worker-{n}" for n in range(len(web_ports))]
+        for folder in data_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+        worker_envs = tuple(
+            {"STREAM_EDITS_WEB_PORT": str(port), "STREAM_EDITS_DATA_DIR": str(folder)}
+            for port, folder in zip(web_ports, data_dirs, strict=True)
+        )
     return measure.Pipeline(
         name,
         LABELS[name],
@@ -137,7 +165,9 @@ def _pipeline(
         stamped=False,
         settings=processor_settings,
         app_id=app_id,
-        keyed=name == "processor",
+        keyed=name != "unkeyed",
+        worker_envs=worker_envs,
+        web_ports=web_ports,
     )
 
 
@@ -196,12 +226,24 @@ def _arguments_error(args: argparse.Namespace) -> str | None:
         _parse_env(args.processor_env)
     except ValueError as error:
         return str(error)
-    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    names = _names(args)
+    if args.baseline_src is None and "baseline" in names:
+        return "the baseline pipeline needs --baseline-src"
+    if args.baseline_src is not None and not (args.baseline_src / "stream_edits").is_dir():
+        return f"--baseline-src {args.baseline_src}: no stream_edits package there"
     if not rates or any(r <= 0 for r in rates) or args.lines < 1 or args.latency_seconds <= 0:
         return "--lines, --rates and --latency-seconds must be positive"
     if not names or any(n not in PIPELINES for n in names):
         return f"--pipelines takes names from {','.join(PIPELINES)}"
     return None
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    """The pipelines to run, the baseline beside the processor when --baseline-src is given."""
+    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    if args.baseline_src is not None and "baseline" not in names:
+        names.insert(names.index("processor") if "processor" in names else len(names), "baseline")
+    return names
 
 
 def _workload(
@@ -247,7 +289,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"stream-edits bench: {problem}", file=sys.stderr)
         return 2
     rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
-    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
+    names = _names(args)
     client = kafka_client_kwargs(settings)  # its security settings
     if broker_answers(settings.bootstrap_servers, 10.0, client) is None:
         print(
@@ -271,13 +313,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         except measure.BenchError as error:
             _say(f"replay failed: {error}")
 
-    raw, faust, processor, unkeyed = (_throughput(results, n) for n in PIPELINES)
+    raw, faust, processor, unkeyed, two_workers, baseline = (
+        _throughput(results, n) for n in PIPELINES
+    )
     ratios = {
         "processor_vs_raw": report.ratio(processor, raw),
         "processor_vs_faust": report.ratio(processor, faust),
         "faust_vs_raw": report.ratio(faust, raw),
         "unkeyed_vs_processor": report.ratio(unkeyed, processor),
         "replay_vs_processor": report.ratio(replay["lines_per_s"] if replay else None, processor),
+        "two_workers_vs_one": report.ratio(two_workers, processor),
+        "processor_vs_baseline": report.ratio(processor, baseline),
     }
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {
@@ -289,6 +335,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             "partitions": settings.partitions,
             "processor_store": args.store or settings.store,
             "processor_env": _parse_env(args.processor_env),
+            "baseline_src": str(args.baseline_src) if args.baseline_src else None,
             "seed": args.seed,
             "bootstrap_servers": settings.bootstrap_servers,
         },

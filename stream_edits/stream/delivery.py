@@ -8,6 +8,7 @@ each send's result is checked here: a failed send raises, never mistaken for a d
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,18 @@ class Sent:
     """Messages handed to the producer: per future, how many messages it acknowledges."""
 
     futures: list[tuple[asyncio.Future[Any], int]] = field(default_factory=list)
+    acknowledged_at: float = 0.0  # time.monotonic() when the last of them was acknowledged
+
+    def track(self) -> Sent:
+        """Note when each future completes (`acknowledged_at`, for the stage timings)."""
+        self.acknowledged_at = time.monotonic()
+        for future, _ in self.futures:
+            if not future.done():
+                future.add_done_callback(self._acknowledged)
+        return self
+
+    def _acknowledged(self, _: asyncio.Future[Any]) -> None:
+        self.acknowledged_at = max(self.acknowledged_at, time.monotonic())
 
     async def wait(self) -> LastOffsets:
         """Wait until all are acknowledged; raise the first error; the last offset per topic
@@ -51,6 +64,14 @@ async def send(
     pick the transaction of the message's destination partition, which another worker may own
     (a line forwarded to its member's partition): no such transaction here, and a crash.
     """
+    return (await _send(producer, messages, sources)).track()
+
+
+async def _send(
+    producer: ProducerT | AIOKafkaProducer,
+    messages: Sequence[Message],
+    sources: Sequence[TP] | None,
+) -> Sent:
     batching = batch_producer(producer)
     if batching is not None:
         return await _send_batched(batching, messages)

@@ -10,6 +10,7 @@ is fetched again from the committed offsets.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,17 @@ class Batch:
 
     records: list[InputRecord] = field(default_factory=list)
     next_offsets: dict[TP, int] = field(default_factory=dict)
+    queued_at: float = 0.0  # time.time() when its oldest chunk was queued
+    created_ms: int | None = None  # the earliest timestamp among its chunks' first records
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A partition's share of a fetch, and when it was queued (time.time())."""
+
+    tp: TP
+    records: list[InputRecord]
+    queued_at: float
 
 
 class Inbox:
@@ -51,7 +63,7 @@ class Inbox:
     def __init__(self, topics: set[str], capacity: int) -> None:
         self.topics = topics
         self.capacity = capacity
-        self._chunks: deque[tuple[TP, list[InputRecord]]] = deque()
+        self._chunks: deque[_Chunk] = deque()
         self._size = 0
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
@@ -68,7 +80,7 @@ class Inbox:
             self._not_full.clear()
             await self._not_full.wait()
         if records and accept():
-            self._chunks.append((tp, records))
+            self._chunks.append(_Chunk(tp, records, time.time()))
             self._size += len(records)
             self._not_empty.set()
 
@@ -78,18 +90,21 @@ class Inbox:
         while not self._chunks:
             self._not_empty.clear()
             await self._not_empty.wait()
-        batch = Batch()
+        batch = Batch(queued_at=self._chunks[0].queued_at)
         while self._chunks and len(batch.records) < max_records:
-            tp, records = self._chunks[0]
-            room = max_records - len(batch.records)
+            chunk = self._chunks[0]
+            records, room = chunk.records, max_records - len(batch.records)
             if len(records) <= room:
                 self._chunks.popleft()
                 part = records
             else:
                 part = records[:room]
-                self._chunks[0] = (tp, records[room:])
+                chunk.records = records[room:]
+            created = part[0].timestamp
+            if created is not None and (batch.created_ms is None or created < batch.created_ms):
+                batch.created_ms = created
             batch.records.extend(part)
-            batch.next_offsets[tp] = part[-1].offset + 1
+            batch.next_offsets[chunk.tp] = part[-1].offset + 1
         self._size -= len(batch.records)
         self._not_full.set()
         self._idle.clear()

@@ -9,6 +9,7 @@ topic, and hands each batch to the checkpoints that deliver it in order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -163,6 +164,7 @@ class Processor:
         `next_offsets` are the consumed offsets after this batch, per partition. Returns the
         offsets that became safe to commit (see `checkpoint` for the order behind it).
         """
+        began = time.monotonic()
         self._decided_at = datetime.now(UTC).isoformat()
         decisions, dead_letters = self.stats.decisions, self.stats.dead_letters
         # The objects a batch makes hold no reference cycles; reference counting frees them.
@@ -183,7 +185,10 @@ class Processor:
                     self.dead_letter(
                         record, Rejection(reason=reason, code=RejectCode.INTERNAL_ERROR)
                     )
+            decided = time.monotonic()
             writes = self.members.writes()
+        self.observer.stage("engine", decided - began)
+        self.observer.stage("encode", time.monotonic() - decided)
         for write in writes:
             if write.value is not None:
                 self.expiry.file(write.partition, write.member_id, write.earliest_day)

@@ -35,6 +35,15 @@ LATENCY_BUCKETS_S = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
 CHECKPOINT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+STAGE_BUCKETS_S = (
+    0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+# Where a batch's time goes, in order: its oldest record from its timestamp to the inbox, then
+# waiting there; deciding (decode, engine, outputs encoded) and encoding member records; outputs
+# sent → acknowledged; state sent → acknowledged; the local store; and Faust's periodic commit.
+# "gc" is not a batch's: it counts every pause of Python's cyclic collector, wherever it fell.
+STAGES = ("fetch", "inbox", "engine", "encode", "outputs", "changelog", "store", "commit", "gc")
 
 
 @dataclass(slots=True)
@@ -203,6 +212,33 @@ class BulkHistogram(Collector):
         )
 
 
+class StageHistograms(Collector):
+    """Seconds per batch in each of `STAGES`, one histogram labelled by stage."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = list(buckets)
+        self._counts = {stage: [0] * (len(self.bounds) + 1) for stage in STAGES}
+        self._sums = dict.fromkeys(STAGES, 0.0)
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """Count one batch's time in `stage`."""
+        self._counts[stage][bisect_left(self.bounds, seconds)] += 1
+        self._sums[stage] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["stage"])
+        for stage in STAGES:
+            cumulative, buckets = 0, []
+            bounds = [*map(str, self.bounds), "+Inf"]
+            for bound, count in zip(bounds, self._counts[stage], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric([stage], buckets, self._sums[stage])
+        yield family
+
+
 class Telemetry:
     """Everything `/metrics` and `/stats/` report beyond the counters, on one registry."""
 
@@ -231,6 +267,12 @@ class Telemetry:
             buckets=CHECKPOINT_BUCKETS_S,
             registry=r,
         )
+        self.stages = StageHistograms(
+            f"{NAMESPACE}_batch_stage_seconds",
+            "Seconds a batch spends in each stage, from its oldest record's timestamp to commit",
+            STAGE_BUCKETS_S,
+        )
+        r.register(self.stages)
         self.lag_records = Gauge(
             f"{NAMESPACE}_consumer_lag_records",
             "Records not yet processed, per assigned partition (broker end offset - committed)",
@@ -291,6 +333,10 @@ class Telemetry:
     def checkpointed(self, seconds: float) -> None:
         """A batch's offsets became committable `seconds` after its outputs were sent."""
         self.checkpoint.observe(seconds)
+
+    def stage(self, name: str, seconds: float) -> None:
+        """A batch spent `seconds` in stage `name` (one of `STAGES`)."""
+        self.stages.observe(name, seconds)
 
     # -- observed by the broker watch -------------------------------------------------------
 

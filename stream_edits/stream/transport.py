@@ -11,7 +11,8 @@ Faust's path), commits and transactions, and the other topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Set
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
 from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -75,10 +76,21 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 yield tp
 
     async def wait_empty(self) -> None:
-        """Before a rebalance or a stop: drop queued input, finish the batch in flight, then let
-        Faust wait for its own streams and commit."""
+        """Before a rebalance or a stop: drop queued input, finish the batch being processed and
+        the deliveries of those before it, then let Faust wait for its own streams and commit.
+        (A revoked partition's state must be in its changelog before its next owner reads it.)"""
         await self.inbox.drain()
+        await cast(BatchingTransport, self.transport).settle()
         await super().wait_empty()
+
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        """Faust's commit, timed (the "commit" stage)."""
+        began = time.monotonic()
+        try:
+            committed: bool = await super().commit(*args, **kwargs)
+            return committed
+        finally:
+            cast(BatchingTransport, self.transport).stage("commit", time.monotonic() - began)
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         """Forget processed offsets: they were committed when the partitions were revoked, and
@@ -88,15 +100,31 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
 
 class BatchingTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport whose consumer feeds `inbox`."""
+    """Faust's aiokafka transport whose consumer feeds `inbox`; `settle` finishes the batches
+    handed over (their deliveries), `stage` is told how long each commit took."""
 
     Consumer = BatchingConsumer
 
-    def __init__(self, url: Any, app: AppT, inbox: Inbox, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: Any,
+        app: AppT,
+        inbox: Inbox,
+        settle: Callable[[], Awaitable[object]],
+        stage: Callable[[str, float], None],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(url, app, **kwargs)
         self.inbox = inbox
+        self.settle = settle
+        self.stage = stage
 
 
-def use_inbox(app: AppT, inbox: Inbox) -> None:
+def use_inbox(
+    app: AppT,
+    inbox: Inbox,
+    settle: Callable[[], Awaitable[object]],
+    stage: Callable[[str, float], None],
+) -> None:
     """Make `app` consume the inbox's topics through `BatchingConsumer` (before it starts)."""
-    app.transport = BatchingTransport(app.conf.broker_consumer, app, inbox)
+    app.transport = BatchingTransport(app.conf.broker_consumer, app, inbox, settle, stage)

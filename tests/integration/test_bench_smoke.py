@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.broker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PIPELINES = ("raw", "faust", "processor", "unkeyed")
+PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers")
 
 
 def positive(value: Any) -> bool:
@@ -68,6 +68,26 @@ def test_the_ratios_are_computed_from_the_throughputs(report: dict[str, Any]) ->
     assert ratios["processor_vs_faust"] == pytest.approx(
         rate["processor"] / rate["faust"], rel=1e-3
     )
+    assert ratios["two_workers_vs_one"] == pytest.approx(
+        rate["two_workers"] / rate["processor"], rel=1e-3
+    )
+
+
+def test_the_processors_report_where_their_batches_spent_their_time(
+    report: dict[str, Any],
+) -> None:
+    for name, workers in (("processor", 1), ("two_workers", 2), ("unkeyed", 1)):
+        result = report["pipelines"][name]
+        assert result["workers"] == workers
+        assert set(result["stages"]) == {"drain", "200"}
+        paced = result["stages"]["200"]
+        # Every batch of the paced run was fetched, queued, decided, delivered and stored.
+        batches = paced["engine"]["count"]
+        assert batches > 0, (name, paced)
+        for stage in ("fetch", "inbox", "encode", "outputs", "changelog", "store"):
+            assert paced[stage]["count"] >= batches - 1, (name, stage, paced)
+            assert paced[stage]["p50_ms"] <= paced[stage]["p99_ms"], (name, stage)
+    assert report["pipelines"]["raw"].get("stages") is None
 
 
 def test_offline_numbers_and_machine_facts_are_there(report: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from faust.types import TP
 
 from stream_edits.stream.cache import claim_index_key
 from stream_edits.stream.checkpoint import (
+    MAX_IN_FLIGHT,
     CheckpointError,
     OutputsNotDelivered,
     StateNotDelivered,
@@ -76,26 +77,70 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     producer, table = FakeProducer(), DictTable()
     producer.hold = True  # nothing is acknowledged until released
     processor = fake_processor(table, producer=producer)
+    reported: list[dict[TP, int]] = []
+    processor.checkpoints.report_to(reported.append, _never_fails)
+    # Neither batch waits for a delivery: both send their decisions at once (the second's are
+    # redeliveries, re-sent: it read the first batch's state before it was stored).
     assert await processor.process_batch(_batch(), {P0: 3}) == {}
-    second = asyncio.create_task(processor.process_batch(_batch(3), {P0: 6}))
+    assert await processor.process_batch(_batch(3), {P0: 6}) == {}
+    assert processor.stats.redeliveries == 3
     await asyncio.sleep(0.01)
-    # The second batch is processed (its decisions are redeliveries: re-sent) but the first
-    # batch's state waits for the first batch's decisions.
-    assert not second.done() and "members-changelog" not in _topics(producer)
+    # No state is sent before the first batch's decisions are delivered.
+    assert set(_topics(producer)) == {"claim-edits"} and processor.checkpoints.in_flight == 2
     producer.release()
-    assert await second == {}  # the first batch's state is sent, not yet acknowledged
-    assert processor.stats.redeliveries == 3  # read the first batch's state before it was stored
-    # Index keys on their way to the store are not written again by the second batch.
-    assert _topics(producer).count("members-changelog") == 5 and table.data == {}
+    await asyncio.sleep(0.01)
+    # The first batch's state is sent, the second's waits for it; nothing stored or committable.
+    assert _topics(producer).count("members-changelog") == 5
+    assert table.data == {} and reported == []
     settling = asyncio.create_task(processor.settle())
-    await asyncio.sleep(0.01)
-    assert not settling.done() and table.data == {}
     producer.release()
     await asyncio.sleep(0.01)
+    assert reported == [{P0: 3}] and set(table.data) == STORED and not settling.done()
+    # Index keys stored or on their way are not written again by the second batch.
+    assert _topics(producer).count("members-changelog") == 7
     producer.release()
-    assert await settling == {P0: 6}
-    assert set(table.data) == STORED
-    assert _topics(producer).count("members-changelog") == 7  # the second batch: records only
+    assert await settling == {P0: 6} and reported == [{P0: 3}, {P0: 6}]
+    assert processor.checkpoints.in_flight == 0
+
+
+def _never_fails(error: Exception) -> None:
+    raise AssertionError(f"unexpected failure: {error}")
+
+
+async def test_the_decide_task_waits_only_beyond_the_batches_allowed_in_flight() -> None:
+    producer = FakeProducer()
+    producer.hold = True
+    processor = fake_processor(DictTable(), producer=producer)
+    for n in range(MAX_IN_FLIGHT):
+        await processor.process_batch(_batch(3 * n), {P0: 3 * n + 3})
+    one_more = asyncio.create_task(processor.process_batch(_batch(12), {P0: 15}))
+    await asyncio.sleep(0.01)
+    assert not one_more.done()  # its decisions are sent, but it waits for the oldest batch
+    while not one_more.done():
+        producer.release()
+        await asyncio.sleep(0.001)
+    assert processor.checkpoints.in_flight == MAX_IN_FLIGHT  # the oldest finished, no more
+    settling = asyncio.create_task(processor.settle())
+    while not settling.done():
+        producer.release()
+        await asyncio.sleep(0.001)
+    assert (await one_more | await settling)[P0] == 15
+
+
+async def test_a_failed_delivery_is_reported_while_the_decide_task_is_idle() -> None:
+    producer = FakeProducer()
+    producer.failing_topic = "members-changelog"
+    processor = fake_processor(DictTable(), producer=producer)
+    failures: list[Exception] = []
+    reported: list[dict[TP, int]] = []
+    processor.checkpoints.report_to(reported.append, failures.append)
+    await processor.process_batch(_batch(), {P0: 3})
+    await asyncio.sleep(0.01)  # nobody hands over a batch or settles
+    assert [type(f) for f in failures] == [StateNotDelivered] and reported == []
+    with pytest.raises(StateNotDelivered):
+        await processor.process_batch(_batch(3), {P0: 6})
+    with pytest.raises(StateNotDelivered):
+        await processor.settle()
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from faust.types import TP
 
@@ -62,3 +63,17 @@ async def test_drain_drops_queued_records_and_waits_for_the_batch_in_flight() ->
     assert not drained.done() and len(inbox) == 0
     inbox.done()
     await asyncio.wait_for(drained, 1)
+
+
+async def test_a_batch_knows_when_its_oldest_chunk_was_queued_and_its_oldest_timestamp() -> None:
+    inbox = Inbox({"claim-lines"}, capacity=100)
+    early, late = _records(P0, 0, 2), _records(P1, 0, 2)
+    for n, record in enumerate(early + late):
+        record.timestamp = 1_000 + 10 * n if n != 2 else 900  # P1's first is the oldest
+    await inbox.put(P0, early, _yes)  # type: ignore[arg-type]
+    await asyncio.sleep(0.02)
+    await inbox.put(P1, late, _yes)  # type: ignore[arg-type]
+    queued = time.time()
+    batch = await inbox.take(10)
+    assert queued - 1 < batch.queued_at <= queued - 0.015  # P0's chunk, queued first
+    assert batch.created_ms == 900

@@ -110,6 +110,10 @@ async def test_a_batch_is_measured_from_processing_to_commit() -> None:
     assert found["stream_edits_processing_latency_seconds_count{}"] == 3
     assert found["stream_edits_processing_latency_seconds_sum{}"] > 0
     assert found["stream_edits_checkpoint_duration_seconds_count{}"] == 1
+    for stage in ("engine", "encode", "outputs", "changelog", "store"):  # once for the batch
+        assert found[f"stream_edits_batch_stage_seconds_count{{stage={stage}}}"] == 1, stage
+    for stage in ("fetch", "inbox", "commit"):  # the worker's consumer and decide task observe
+        assert found[f"stream_edits_batch_stage_seconds_count{{stage={stage}}}"] == 0, stage
     assert found["stream_edits_rules_info{version=rules-v1}"] == 1
     points = telemetry.timeline.points()
     assert [(p["lines"], p["decisions"]) for p in points] == [(3, 4)]
