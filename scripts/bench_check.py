@@ -1,11 +1,11 @@
 """Measure `stream-edits check` throughput on one core against parse-only baselines.
 
-Generates a synthetic workload (stream_edits.bench.workload) into a temporary NDJSON file, then
+Generates a synthetic workload (stream_edits_dev.bench.workload) into a temporary NDJSON file, then
 times, best of several runs after a warm-up, each reading the whole file:
 
   orjson    read the lines and orjson.loads each one (the floor of any JSON pipeline)
   pydantic  read the lines and ClaimLineEvent.model_validate_json each one (validation alone)
-  check     stream_edits.check.final_decisions over the lines (validation + engine)
+  check     stream_edits.jobs.check.final_decisions over the lines (validation + engine)
 
     .venv/bin/python scripts/bench_check.py --lines 200000 --json bench-results/check.json
 """
@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from stream_edits.bench.workload import generate
-from stream_edits.check import final_decisions
+from stream_edits.jobs.check import final_decisions
 from stream_edits.models import ClaimLineEvent
 from stream_edits.rules.loader import load_rules
 from stream_edits.rules.tables import RuleSet
+from stream_edits_dev.bench.workload import generate
 
 TARGET_LINES_PER_SECOND = 100_000
 

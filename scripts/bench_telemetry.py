@@ -19,9 +19,9 @@ from faust.types import TP
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 
-from stream_edits.bench.workload import generate  # noqa: E402
-from stream_edits.stream.processor import Stats  # noqa: E402
-from stream_edits.stream.telemetry import Telemetry  # noqa: E402
+from stream_edits.runtime.processor import Stats  # noqa: E402
+from stream_edits.runtime.telemetry import Telemetry  # noqa: E402
+from stream_edits_dev.bench.workload import generate  # noqa: E402
 from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor  # noqa: E402
 
 BATCH = 1000

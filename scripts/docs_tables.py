@@ -26,9 +26,9 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import NAMESPACE, PartitionLag, Telemetry
 from stream_edits.settings import Settings, default_home
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import NAMESPACE, PartitionLag, Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_PREFIX = "process_"  # prometheus_client's ProcessCollector: one row for all

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from stream_edits.broker.local import broker_answers
 from stream_edits.settings import Settings
+from stream_edits_dev.broker.local import broker_answers
 
 
 @pytest.fixture(scope="session")

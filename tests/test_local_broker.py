@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.broker import local
-from stream_edits.broker.local import BrokerError
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local
+from stream_edits_dev.broker.local import BrokerError
 
 
 def free_port() -> int:

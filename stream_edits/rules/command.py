@@ -35,7 +35,7 @@ def add_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace, rules_dir: Path | None, cache_dir: Path) -> int:
     """Run `rules compile` or `rules generate`; the exit code."""
     if args.action == "generate":
-        from stream_edits.bench.cms_tables import Sizes, generate
+        from stream_edits_dev.bench.cms_tables import Sizes, generate
 
         sizes = Sizes(mue=args.mue_rows, aoc=args.aoc_rows, ptp=args.ptp_rows)
         started = time.perf_counter()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.broker import local
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local
 from tests.integration.stream_harness import StreamRig
 
 

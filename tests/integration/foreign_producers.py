@@ -13,8 +13,8 @@ import zlib
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, Message, Producer
 
-from stream_edits.broker.local import find_java, tools_classpath
 from stream_edits.settings import Settings
+from stream_edits_dev.broker.local import find_java, tools_classpath
 
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 ROUND_ROBIN = "org.apache.kafka.clients.producer.RoundRobinPartitioner"

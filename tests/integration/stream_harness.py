@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from stream_edits.broker.admin import create_topics
-from stream_edits.check import final_decisions
+from stream_edits.jobs.check import final_decisions
+from stream_edits.jobs.produce import ProgressBar, publish
+from stream_edits.kafka.admin import create_topics
+from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.models import DeadLetterHeaders
-from stream_edits.produce import ProgressBar, publish
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
-from stream_edits.topics import kafka_client_kwargs
 
 Verdicts = dict[tuple[str, int], tuple[str, list[str], int]]
 # Per line, each edit's code and related lines ([claim_id, line_number] pairs).

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from stream_edits.bench.workload import generate
-from stream_edits.produce import member_key
+from stream_edits.jobs.produce import member_key
+from stream_edits_dev.bench.workload import generate
 from tests.integration.foreign_producers import console_produce, librdkafka_produce
 from tests.integration.stream_harness import StreamRig, Verdicts, expected_verdicts
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_edits.broker import local
-from stream_edits.chaos.scoreboard import COLUMNS
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local
+from stream_edits_dev.chaos.scoreboard import COLUMNS
 
 pytestmark = pytest.mark.broker
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.bench import worker_start
-from stream_edits.bench.workload import generate
 from stream_edits.settings import Settings
+from stream_edits_dev.bench import worker_start
+from stream_edits_dev.bench.workload import generate
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 from tests.unit.rules.generated import generated_directory
 

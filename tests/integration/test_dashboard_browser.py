@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-from stream_edits.web.dashboard import add_dashboard
+from stream_edits.runtime.web.dashboard import add_dashboard
 from tests.integration.stream_harness import StreamRig
 
 SAMPLES = Path(__file__).resolve().parents[2] / "topics" / "samples"

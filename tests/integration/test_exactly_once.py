@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.bench.workload import generate
+from stream_edits_dev.bench.workload import generate
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 
 pytestmark = pytest.mark.broker

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from stream_edits.formats.reader import read_claims
-from stream_edits.topics import CONTRACT_DIR
+from stream_edits.kafka.topics import CONTRACT_DIR
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 from tests.unit.test_identity_samples import FHIR_EXPECTED, X12_EXPECTED
 

@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
-from stream_edits.stream.placement import owner_function
+from stream_edits.runtime.placement import owner_function
 from tests.factories import NPI_A, NPI_B
 from tests.integration.stream_harness import StreamRig, Verdicts, expected_verdicts
 

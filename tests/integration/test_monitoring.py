@@ -18,12 +18,12 @@ from aiokafka.structs import TopicPartition
 from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream_edits.kafka.topics import kafka_client_kwargs
+from stream_edits.runtime.broker_watch import BrokerWatch
+from stream_edits.runtime.placement import owner_function
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import Telemetry
 from stream_edits.settings import Settings
-from stream_edits.stream.broker_watch import BrokerWatch
-from stream_edits.stream.placement import owner_function
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import Telemetry
-from stream_edits.topics import kafka_client_kwargs
 from tests.integration.stream_harness import StreamRig, expected_verdicts, free_port
 
 REPO = Path(__file__).resolve().parents[2]

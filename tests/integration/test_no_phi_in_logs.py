@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from stream_edits.broker import local
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local
 from tests.integration.stream_harness import StreamRig, expected_verdicts, free_port
 
 REPO = Path(__file__).resolve().parents[2]

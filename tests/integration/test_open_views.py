@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from stream_edits.runtime.app import create_app
 from stream_edits.settings import Settings
-from stream_edits.stream.app import create_app
 from tests.factories import NPI_A, NPI_B
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 from tests.integration.test_lookups import (

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.models import RejectCode
-from stream_edits.topics import kafka_client_kwargs
 from tests.factories import NPI_A
 from tests.integration.stream_harness import StreamRig, expected_verdicts
 

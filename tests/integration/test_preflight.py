@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream_edits.broker.admin import create_topics, partition_counts
-from stream_edits.broker.preflight import PreflightError, changelog_topic, check_topics
+from stream_edits.kafka.admin import create_topics, partition_counts
+from stream_edits.kafka.preflight import PreflightError, changelog_topic, check_topics
+from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.settings import Settings
-from stream_edits.topics import kafka_client_kwargs
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parents[2]

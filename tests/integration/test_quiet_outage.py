@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from stream_edits.broker import local
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local
 from tests.factories import NPI_A
 from tests.integration.stream_harness import StreamRig, expected_verdicts, free_port
 

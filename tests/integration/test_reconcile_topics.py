@@ -13,12 +13,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream_edits import reconcile
-from stream_edits.broker.admin import partition_counts, wait_visible
-from stream_edits.check import final_decisions
+from stream_edits.jobs import reconcile
+from stream_edits.jobs.check import final_decisions
+from stream_edits.kafka.admin import partition_counts, wait_visible
+from stream_edits.kafka.topics import line_key
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
-from stream_edits.topics import line_key
 from tests.factories import NPI_A
 
 pytestmark = pytest.mark.broker

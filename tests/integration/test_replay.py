@@ -14,10 +14,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream_edits.bench.workload import generate
-from stream_edits.check import final_decisions
+from stream_edits.jobs.check import final_decisions
+from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.rules.loader import load_rules
-from stream_edits.topics import kafka_client_kwargs
+from stream_edits_dev.bench.workload import generate
 from tests.factories import NPI_A
 from tests.integration.stream_harness import REPO, StreamRig, Verdicts, expected_verdicts
 

@@ -25,10 +25,11 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_edits.broker import access, local, security
-from stream_edits.broker.access import AccessDenied
-from stream_edits.broker.kafka_admin import admin_client
+from stream_edits.kafka import errors
+from stream_edits.kafka.confluent import admin_client
+from stream_edits.kafka.errors import AccessDenied
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local, security
 from tests.integration.stream_harness import REPO, expected_verdicts, free_port
 
 pytestmark = pytest.mark.broker
@@ -301,9 +302,9 @@ def test_a_role_outside_its_acls_is_refused_naming_topic_and_operation(
 async def test_a_group_without_an_acl_is_named(broker: SecureBroker) -> None:
     reader = broker.settings_of("reader")
     admin = admin_client(reader)
-    await access.check_group(admin, reader, "readers", ["Read"])  # granted with --group
+    await errors.check_group(admin, reader, "readers", ["Read"])  # granted with --group
     with pytest.raises(AccessDenied, match="User:reader may not Read group stream-edits$"):
-        await access.check_group(admin, reader, "stream-edits", ["Read"])
+        await errors.check_group(admin, reader, "stream-edits", ["Read"])
 
 
 def test_the_bench_runs_its_pipelines_over_sasl_ssl(broker: SecureBroker) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.broker import local
+from stream_edits.runtime.state.healing import CLUSTER_ID_FILE
 from stream_edits.settings import Settings
-from stream_edits.stream.state_healing import CLUSTER_ID_FILE
+from stream_edits_dev.broker import local
 from tests.integration.stream_harness import StreamRig, expected_verdicts, free_port
 
 pytestmark = pytest.mark.broker

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream_edits.bench.workload import generate
-from stream_edits.topics import kafka_client_kwargs
+from stream_edits.kafka.topics import kafka_client_kwargs
+from stream_edits_dev.bench.workload import generate
 from tests.factories import NPI_A, NPI_B
 from tests.integration.stream_harness import (
     StreamRig,

@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stream_edits import produce, tail
-from stream_edits.broker.admin import TopicsError, create_topics, create_topics_command
+from stream_edits.jobs import produce, tail
+from stream_edits.kafka.admin import TopicsError, create_topics, create_topics_command
+from stream_edits.kafka.topics import line_key
 from stream_edits.models import Decision, Edit, RuleSource, Status
 from stream_edits.settings import Settings
-from stream_edits.topics import line_key
 from tests.factories import NPI_A
 
 pytestmark = pytest.mark.broker

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
-from stream_edits.bench.stages import breakdown, parse
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import STAGES, Telemetry
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import STAGES, Telemetry
+from stream_edits_dev.bench.stages import breakdown, parse
 
 
 def _scrape(telemetry: Telemetry) -> str:

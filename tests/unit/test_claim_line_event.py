@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream_edits.intake import decode_claim_line
+from stream_edits.engine.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, Rejection
 from tests.factories import NPI_A
 

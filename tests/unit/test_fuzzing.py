@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_edits.engine import EditEngine
-from stream_edits.intake import decode_claim_line
+from stream_edits.engine.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, Rejection
 from stream_edits.rules.loader import load_rules
 from tests.factories import NPI_A, NPI_B, line, void

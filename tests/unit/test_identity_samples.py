@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from stream_edits.formats.identity import patient_digest
-from stream_edits.topics import CONTRACT_DIR
+from stream_edits.kafka.topics import CONTRACT_DIR
 
 IDENTITY = CONTRACT_DIR / "samples" / "identity"
 DEPENDENT = "M20002." + patient_digest("RIVERA", "SOFIA", "20150704")

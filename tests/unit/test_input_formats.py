@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from stream_edits.formats.reader import read_claims
-from stream_edits.topics import CONTRACT_DIR
+from stream_edits.kafka.topics import CONTRACT_DIR
 from tests.unit.formats.x12_builder import claim, interchange, service, transaction
 
 SAMPLES = CONTRACT_DIR / "samples"

@@ -27,7 +27,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AclOperation
 from pydantic import SecretStr
 
-from stream_edits.broker import access, kafka_admin
+from stream_edits.kafka import confluent, errors
 from stream_edits.settings import Settings
 
 SASL_SSL = {
@@ -51,7 +51,7 @@ def one_line(text: str) -> str:
 
 def test_a_refused_login_names_the_user_and_the_settings_but_not_the_password() -> None:
     s = settings_for(**SASL_SSL)
-    line = one_line(access.explain_cause(SaslAuthenticationFailed("invalid credentials"), s))
+    line = one_line(errors.explain_cause(SaslAuthenticationFailed("invalid credentials"), s))
     assert line.startswith("authentication failed: the broker at 127.0.0.1:9092 refused")
     assert "SCRAM-SHA-512 login of user 'bob'" in line
     assert "STREAM_EDITS_SASL_PASSWORD" in line
@@ -62,7 +62,7 @@ def test_a_refused_login_names_the_user_and_the_settings_but_not_the_password() 
 def test_a_closed_connection_without_tls_asks_whether_the_listener_is_tls(protocol_: str) -> None:
     s = settings_for(security_protocol=protocol_)
     error = KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
-    assert one_line(access.explain_cause(error, s)) == (
+    assert one_line(errors.explain_cause(error, s)) == (
         "the broker at 127.0.0.1:9092 closed the connection: is it a TLS listener? "
         f"(security_protocol={protocol_})"
     )
@@ -71,13 +71,13 @@ def test_a_closed_connection_without_tls_asks_whether_the_listener_is_tls(protoc
 def test_a_connection_closed_after_tls_asks_whether_the_listener_wants_sasl() -> None:
     s = settings_for(security_protocol="SSL")
     error = KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
-    line = one_line(access.explain_cause(error, s))
+    line = one_line(errors.explain_cause(error, s))
     assert "after the TLS handshake: does the listener want a SASL login?" in line
 
 
 def test_tls_against_a_plaintext_listener_says_so() -> None:
     s = settings_for(**SASL_SSL)
-    line = one_line(access.explain_cause(ConnectionResetError(), s))
+    line = one_line(errors.explain_cause(ConnectionResetError(), s))
     assert "during the TLS handshake: is it a plaintext listener? (security_protocol=SASL_SSL)" in (
         line
     )
@@ -87,32 +87,32 @@ def test_an_untrusted_certificate_names_the_ca_setting(tmp_path: Path) -> None:
     s = settings_for(**SASL_SSL, ssl_cafile=tmp_path / "ca.pem")
     error = ssl.SSLCertVerificationError(1, "certificate verify failed")
     error.verify_message = "self-signed certificate in certificate chain"
-    line = one_line(access.explain_cause(error, s))
+    line = one_line(errors.explain_cause(error, s))
     assert "TLS certificate at 127.0.0.1:9092 is not trusted: self-signed certificate" in line
     assert f"STREAM_EDITS_SSL_CAFILE={tmp_path / 'ca.pem'}" in line
 
 
 def test_authorization_failures_name_the_principal_and_what_was_refused() -> None:
     s = settings_for(**SASL_SSL)
-    topic = access.explain_cause(TopicAuthorizationFailedError({"claim-lines"}), s)
+    topic = errors.explain_cause(TopicAuthorizationFailedError({"claim-lines"}), s)
     assert one_line(topic) == (
         "not authorized: User:bob may not use claim-lines (TopicAuthorizationFailed)"
     )
-    group = access.explain_cause(GroupAuthorizationFailedError("stream-edits"), s)
+    group = errors.explain_cause(GroupAuthorizationFailedError("stream-edits"), s)
     assert "User:bob may not use stream-edits (GroupAuthorizationFailed)" in group
-    plain = access.explain_cause(TopicAuthorizationFailedError(), settings_for())
+    plain = errors.explain_cause(TopicAuthorizationFailedError(), settings_for())
     assert "User:ANONYMOUS may not use a topic" in plain
 
 
 def test_other_failures_keep_their_own_message() -> None:
     s = settings_for(**SASL_SSL)
-    assert access.explain_cause(UnsupportedSaslMechanismError(), s) == (
+    assert errors.explain_cause(UnsupportedSaslMechanismError(), s) == (
         "the broker at 127.0.0.1:9092 does not accept SASL mechanism SCRAM-SHA-512 on this "
         "listener (STREAM_EDITS_SASL_MECHANISM)"
     )
     error = RequestTimedOutError("slow")
-    assert access.explain_cause(error, s) == str(error)
-    assert access.explain_cause(ValueError("topic x does not exist"), s) == "topic x does not exist"
+    assert errors.explain_cause(error, s) == str(error)
+    assert errors.explain_cause(ValueError("topic x does not exist"), s) == "topic x does not exist"
 
 
 def free_port() -> int:
@@ -124,7 +124,7 @@ def free_port() -> int:
 def test_a_failed_bootstrap_is_explained_by_a_probe_of_its_own() -> None:
     s = settings_for(f"127.0.0.1:{free_port()}")
     error = KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1, 2)]")
-    line = one_line(access.explain(error, s))
+    line = one_line(errors.explain(error, s))
     assert line.startswith(f"nothing listens at {s.bootstrap_servers} (connection refused)")
 
 
@@ -151,9 +151,9 @@ async def test_the_probe_reports_a_listener_that_closes_the_connection(
 ) -> None:
     port, _ = listener
     s = settings_for(f"127.0.0.1:{port}", security_protocol="PLAINTEXT")
-    cause = await access.probe(s)
+    cause = await errors.probe(s)
     assert cause is not None
-    assert "closed the connection: is it a TLS listener?" in access.explain_cause(cause, s)
+    assert "closed the connection: is it a TLS listener?" in errors.explain_cause(cause, s)
 
 
 async def test_the_probe_of_a_tls_client_reports_the_handshake(
@@ -161,9 +161,9 @@ async def test_the_probe_of_a_tls_client_reports_the_handshake(
 ) -> None:
     port, _ = listener
     s = settings_for(f"127.0.0.1:{port}", **SASL_SSL)
-    cause = await access.probe(s)
+    cause = await errors.probe(s)
     assert cause is not None
-    assert "during the TLS handshake" in access.explain_cause(cause, s), repr(cause)
+    assert "during the TLS handshake" in errors.explain_cause(cause, s), repr(cause)
 
 
 async def test_the_probe_gives_up_on_a_silent_listener_within_its_timeout(
@@ -171,20 +171,20 @@ async def test_the_probe_gives_up_on_a_silent_listener_within_its_timeout(
 ) -> None:
     port, behaviour = listener
     behaviour[0] = "hang"
-    monkeypatch.setattr(access, "PROBE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(errors, "PROBE_TIMEOUT_S", 0.5)
     s = settings_for(f"127.0.0.1:{port}")
     began = time.monotonic()
-    cause = await access.probe(s)
+    cause = await errors.probe(s)
     assert time.monotonic() - began < 3
     assert isinstance(cause, TimeoutError)
-    assert access.explain_cause(cause, s).startswith(f"no answer from 127.0.0.1:{port} within")
+    assert errors.explain_cause(cause, s).startswith(f"no answer from 127.0.0.1:{port} within")
 
 
 def test_aiokafkas_bootstrap_line_is_held_back_and_nothing_else(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = logging.getLogger("aiokafka")
-    with caplog.at_level(logging.WARNING, logger="aiokafka"), access.quiet_bootstrap_errors():
+    with caplog.at_level(logging.WARNING, logger="aiokafka"), errors.quiet_bootstrap_errors():
         log.error('Unable connect to "%s:%s": %s', "127.0.0.1", 9092, "SaslAuthenticationFailed")
         log.warning('Unable to request metadata from "%s:%s": %s', "127.0.0.1", 9092, "closed")
         log.error("Topic %s not found", "x")
@@ -196,11 +196,11 @@ def test_aiokafkas_bootstrap_line_is_held_back_and_nothing_else(
 
 def test_authorized_operations_read_as_kafkas_operation_names() -> None:
     granted = [AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS]
-    assert kafka_admin.operation_names(granted) == {"Read", "Describe", "DescribeConfigs"}
-    assert kafka_admin.operation_names([]) == set()
-    assert kafka_admin.operation_names(None) is None  # the broker did not tell
+    assert confluent.operation_names(granted) == {"Read", "Describe", "DescribeConfigs"}
+    assert confluent.operation_names([]) == set()
+    assert confluent.operation_names(None) is None  # the broker did not tell
     # Kafka's codes (org.apache.kafka.common.acl.AclOperation)
-    assert {name: op.value for name, op in kafka_admin.OPERATIONS.items() if name[0] in "RWD"} == {
+    assert {name: op.value for name, op in confluent.OPERATIONS.items() if name[0] in "RWD"} == {
         "Read": 3,
         "Write": 4,
         "Delete": 6,
@@ -210,15 +210,15 @@ def test_authorized_operations_read_as_kafkas_operation_names() -> None:
 
 
 def test_principals_are_what_the_default_principal_builder_makes() -> None:
-    assert access.principal(settings_for(**SASL_SSL)) == "User:bob"
-    assert access.principal(settings_for()) == "User:ANONYMOUS"
-    assert access.principal(settings_for(security_protocol="SSL")) == "User:ANONYMOUS"
+    assert errors.principal(settings_for(**SASL_SSL)) == "User:bob"
+    assert errors.principal(settings_for()) == "User:ANONYMOUS"
+    assert errors.principal(settings_for(security_protocol="SSL")) == "User:ANONYMOUS"
 
 
 def test_a_ca_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path) -> None:
     from aiokafka.errors import KafkaConfigurationError
 
-    from stream_edits.topics import kafka_client_kwargs
+    from stream_edits.kafka.topics import kafka_client_kwargs
 
     missing = tmp_path / "nowhere.pem"
     not_pem = tmp_path / "not.pem"
@@ -227,7 +227,7 @@ def test_a_ca_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path) -> N
         s = settings_for(**SASL_SSL, ssl_cafile=cafile)
         with pytest.raises(KafkaConfigurationError) as caught:
             kafka_client_kwargs(s)
-        line = one_line(access.explain_cause(caught.value, s))
+        line = one_line(errors.explain_cause(caught.value, s))
         assert line.startswith(f"cannot use STREAM_EDITS_SSL_CAFILE={cafile}: ")
         assert reason in line
 
@@ -269,7 +269,7 @@ def described(*operations: str | None) -> object:
     """A topic or group description granting `operations` (None: the broker did not tell)."""
     from types import SimpleNamespace
 
-    granted = None if operations == (None,) else [kafka_admin.OPERATIONS[op] for op in operations]
+    granted = None if operations == (None,) else [confluent.OPERATIONS[op] for op in operations]
     return SimpleNamespace(authorized_operations=granted)
 
 
@@ -282,8 +282,8 @@ async def test_check_topics_names_the_first_topic_and_the_operations_missing() -
     s = settings_for(**SASL_SSL)
     needs = {"claim-lines": ["Read", "DescribeConfigs"], "claim-edits": ["Write"]}
     admin = fake_admin(claim_lines=described("Read", "Describe"), claim_edits=described())
-    with pytest.raises(access.AccessDenied) as caught:
-        await access.check_topics(admin, s, needs)
+    with pytest.raises(errors.AccessDenied) as caught:
+        await errors.check_topics(admin, s, needs)
     assert str(caught.value) == "not authorized: User:bob may not DescribeConfigs topic claim-lines"
     # One request for these topics only, operations included.
     ((call, names, options),) = admin.calls
@@ -295,9 +295,9 @@ async def test_check_topics_treats_an_undescribable_topic_as_refused_whole() -> 
     s = settings_for(**SASL_SSL)
     admin = fake_admin(claim_lines=refused(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     with pytest.raises(
-        access.AccessDenied, match="may not Read, DescribeConfigs topic claim-lines$"
+        errors.AccessDenied, match="may not Read, DescribeConfigs topic claim-lines$"
     ):
-        await access.check_topics(admin, s, {"claim-lines": ["DescribeConfigs", "Read"]})
+        await errors.check_topics(admin, s, {"claim-lines": ["DescribeConfigs", "Read"]})
 
 
 async def test_check_topics_passes_granted_missing_and_untold_topics() -> None:
@@ -307,19 +307,19 @@ async def test_check_topics_passes_granted_missing_and_untold_topics() -> None:
         b=refused(KafkaError.UNKNOWN_TOPIC_OR_PART),  # the caller's to report
         c=described(None),  # a broker that does not tell
     )
-    await access.check_topics(admin, s, {"a": ["Read", "Write"], "b": ["Read"], "c": ["Write"]})
+    await errors.check_topics(admin, s, {"a": ["Read", "Write"], "b": ["Read"], "c": ["Write"]})
 
 
 async def test_check_group_names_the_group_and_the_operation() -> None:
     s = settings_for(**SASL_SSL)
-    await access.check_group(
+    await errors.check_group(
         fake_admin(readers=described("Read", "Describe")), s, "readers", ["Read"]
     )
-    with pytest.raises(access.AccessDenied, match="User:bob may not Read group se$"):
-        await access.check_group(fake_admin(se=described("Describe")), s, "se", ["Read"])
+    with pytest.raises(errors.AccessDenied, match="User:bob may not Read group se$"):
+        await errors.check_group(fake_admin(se=described("Describe")), s, "se", ["Read"])
     denied = fake_admin(se=refused(KafkaError.GROUP_AUTHORIZATION_FAILED))
-    with pytest.raises(access.AccessDenied, match="User:bob may not Read group se$"):
-        await access.check_group(denied, s, "se", ["Read"])
+    with pytest.raises(errors.AccessDenied, match="User:bob may not Read group se$"):
+        await errors.check_group(denied, s, "se", ["Read"])
     ((_, _, options),) = denied.calls
     assert options["include_authorized_operations"] is True
 
@@ -328,23 +328,23 @@ async def test_an_unreachable_broker_during_a_check_is_explained_like_a_failed_b
     s = settings_for(f"127.0.0.1:{free_port()}")
     admin = fake_admin(claim_lines=refused(KafkaError._TRANSPORT))
     with pytest.raises(KafkaConnectionError) as caught:
-        await access.check_topics(admin, s, {"claim-lines": ["Read"]})
-    line = await asyncio.to_thread(access.explain, caught.value, s)
+        await errors.check_topics(admin, s, {"claim-lines": ["Read"]})
+    line = await asyncio.to_thread(errors.explain, caught.value, s)
     assert line.startswith(f"nothing listens at {s.bootstrap_servers} (connection refused)")
 
 
 def test_confluent_refusals_read_as_the_same_one_line() -> None:
     s = settings_for(**SASL_SSL)
     topic = refused(KafkaError.TOPIC_AUTHORIZATION_FAILED)
-    assert access.explain(topic, s) == (
+    assert errors.explain(topic, s) == (
         "not authorized: User:bob may not use a topic (TopicAuthorizationFailed)"
     )
     other = KafkaException(KafkaError(KafkaError.INVALID_CONFIG, "bad value for x"))
-    assert access.explain(other, s) == "bad value for x"
+    assert errors.explain(other, s) == "bad value for x"
 
 
 def test_a_reset_connection_without_tls_reads_as_a_closed_one() -> None:
-    line = access.explain_cause(ConnectionResetError(), settings_for())
+    line = errors.explain_cause(ConnectionResetError(), settings_for())
     assert line.endswith(
         "closed the connection: is it a TLS listener? (security_protocol=PLAINTEXT)"
     )
@@ -352,7 +352,7 @@ def test_a_reset_connection_without_tls_reads_as_a_closed_one() -> None:
 
 def test_confluent_kafka_settings_come_from_the_same_settings(tmp_path: Path) -> None:
     s = settings_for("a:9092, b:9092", **SASL_SSL, ssl_cafile=tmp_path / "ca.pem")
-    assert kafka_admin.client_config(s) == {
+    assert confluent.client_config(s) == {
         "bootstrap.servers": "a:9092,b:9092",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
@@ -360,15 +360,15 @@ def test_confluent_kafka_settings_come_from_the_same_settings(tmp_path: Path) ->
         "sasl.password": "correct-horse-battery",
         "ssl.ca.location": str(tmp_path / "ca.pem"),
     }
-    assert kafka_admin.client_config(settings_for()) == {
+    assert confluent.client_config(settings_for()) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
     }
-    kafka_admin.admin_client(settings_for(**SASL_SSL))  # librdkafka accepts every key
+    confluent.admin_client(settings_for(**SASL_SSL))  # librdkafka accepts every key
     from aiokafka.errors import KafkaConfigurationError
 
     with pytest.raises(KafkaConfigurationError) as caught:  # the CA file: named in one line
-        kafka_admin.admin_client(s)
-    assert access.explain_cause(caught.value, s).startswith(
+        confluent.admin_client(s)
+    assert errors.explain_cause(caught.value, s).startswith(
         f"cannot use STREAM_EDITS_SSL_CAFILE={tmp_path / 'ca.pem'}: "
     )

@@ -7,8 +7,8 @@ import pytest
 from confluent_kafka.admin import AclBinding
 
 from stream_edits import cli
-from stream_edits.broker import acls
-from stream_edits.broker.acls import AclError, Binding
+from stream_edits.kafka import acls
+from stream_edits.kafka.acls import AclError, Binding
 from stream_edits.settings import Settings
 
 
@@ -216,11 +216,11 @@ async def test_create_sends_every_binding_and_names_the_refused_ones(
     from aiokafka.errors import KafkaConnectionError
     from confluent_kafka import KafkaError, KafkaException
 
-    from stream_edits.broker import kafka_admin
+    from stream_edits.kafka import confluent
 
     bindings = acls.role_bindings("reader", settings, group="billing")
     fine = FakeAclAdmin(None)
-    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: fine)
+    monkeypatch.setattr(confluent, "admin_client", lambda _settings: fine)
     await acls.create(settings, "User:r", bindings)
     assert [wire(b)[:4] for b in fine.created] == [
         (2, "claim-edits", 3, "User:r"),
@@ -228,12 +228,12 @@ async def test_create_sends_every_binding_and_names_the_refused_ones(
     ]
 
     refusal = KafkaException(KafkaError(KafkaError.INVALID_REQUEST, "no such principal type"))
-    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(refusal))
+    monkeypatch.setattr(confluent, "admin_client", lambda _settings: FakeAclAdmin(refusal))
     with pytest.raises(AclError) as caught:
         await acls.create(settings, "User:r", bindings)
     assert str(caught.value) == "the broker refused: Read on group billing: no such principal type"
 
     away = KafkaException(KafkaError(KafkaError._TRANSPORT))
-    monkeypatch.setattr(kafka_admin, "admin_client", lambda _settings: FakeAclAdmin(away))
+    monkeypatch.setattr(confluent, "admin_client", lambda _settings: FakeAclAdmin(away))
     with pytest.raises(KafkaConnectionError, match="bootstrap"):  # explain() probes for why
         await acls.create(settings, "User:r", bindings)

@@ -18,10 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from stream_edits.broker import local, security, tls
-from stream_edits.broker.local import BrokerPaths
-from stream_edits.broker.security import SecurityError, SecurityFiles
 from stream_edits.settings import Settings
+from stream_edits_dev.broker import local, security, tls
+from stream_edits_dev.broker.local import BrokerPaths
+from stream_edits_dev.broker.security import SecurityError, SecurityFiles
 
 
 def parse(properties: str) -> dict[str, str]:

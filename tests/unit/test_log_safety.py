@@ -37,7 +37,7 @@ async def test_an_internal_error_is_dead_lettered_and_logged_without_values(
     def explode(*args: object) -> None:
         raise KeyError("C-SECRET-9 of M-SECRET-7")
 
-    monkeypatch.setattr("stream_edits.stream.processor.decide_line", explode)
+    monkeypatch.setattr("stream_edits.runtime.processor.decide_line", explode)
     value = line("C-SECRET-9", 1, "64461", member_id="M-SECRET-7").model_dump_json().encode()
     record = FakeRecord(0, value)
     with caplog.at_level(logging.DEBUG):
@@ -53,17 +53,17 @@ def test_one_logging_set_up_holds_the_loggers_that_log_values_and_filters_the_ro
 ) -> None:
     from stream_edits.log_safety import QUIET_LOGGERS, configure_logging
 
-    for name in [*QUIET_LOGGERS, "stream_edits.stream.processor"]:
+    for name in [*QUIET_LOGGERS, "stream_edits.runtime.processor"]:
         monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     handler = logging.NullHandler()
     monkeypatch.setattr(logging.root, "handlers", [handler])
     drop_all = logging.Filter("nothing-matches-this")
-    configure_logging(quiet={"stream_edits.stream.processor": logging.ERROR}, filters=[drop_all])
+    configure_logging(quiet={"stream_edits.runtime.processor": logging.ERROR}, filters=[drop_all])
     configure_logging(filters=[drop_all])  # again, as the worker's watch does: idempotent
     assert logging.getLogger("aiokafka").level == logging.WARNING
     assert logging.getLogger("faust.tables").level == logging.WARNING
     assert not logging.getLogger("pyx12").isEnabledFor(logging.CRITICAL)
-    assert logging.getLogger("stream_edits.stream.processor").level == logging.ERROR
+    assert logging.getLogger("stream_edits.runtime.processor").level == logging.ERROR
     assert handler.filters == [drop_all]
 
 

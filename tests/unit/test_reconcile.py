@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_edits import reconcile
-from stream_edits.check import final_decisions
-from stream_edits.reconcile import Difference, Side, Verdict, compare, count_kinds
+from stream_edits.jobs import reconcile
+from stream_edits.jobs.check import final_decisions
+from stream_edits.jobs.reconcile import Difference, Side, Verdict, compare, count_kinds
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from tests.factories import NPI_A

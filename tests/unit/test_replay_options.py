@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream_edits.cli import build_parser
-from stream_edits.replay import (
+from stream_edits.runtime.replay import (
     LocalMemberTable,
     Plan,
     ReplayError,

@@ -12,19 +12,19 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream_edits.check import final_decisions
+from stream_edits.engine.intake import decode_claim_line
 from stream_edits.formats.reader import read_claims
-from stream_edits.intake import decode_claim_line
-from stream_edits.models import ClaimLineEvent, Rejection
-from stream_edits.rules.loader import load_rules
-from stream_edits.settings import Settings
-from stream_edits.topics import (
+from stream_edits.jobs.check import final_decisions
+from stream_edits.kafka.topics import (
     CONTRACT_DIR,
     contract_files,
     kafka_client_kwargs,
     line_key,
     topic_specs,
 )
+from stream_edits.models import ClaimLineEvent, Rejection
+from stream_edits.rules.loader import load_rules
+from stream_edits.settings import Settings
 
 SAMPLES = CONTRACT_DIR / "samples"
 DEFAULTS = Settings.model_construct()
@@ -52,9 +52,9 @@ def contract(topic: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(contract_files()))
 def test_the_checked_in_contract_file_equals_what_the_models_generate(name: str) -> None:
     path = CONTRACT_DIR / name
-    assert path.is_file(), f"{path} is missing: run python -m stream_edits.topics"
+    assert path.is_file(), f"{path} is missing: run python -m stream_edits.kafka.topics"
     assert path.read_bytes() == contract_files()[name], (
-        f"{path} drifted from the models: run python -m stream_edits.topics"
+        f"{path} drifted from the models: run python -m stream_edits.kafka.topics"
     )
 
 
@@ -231,7 +231,7 @@ def test_the_contract_files_ship_in_the_package() -> None:
     import sys
     import tempfile
 
-    from stream_edits.topics import PACKAGED_CONTRACT_DIR
+    from stream_edits.kafka.topics import PACKAGED_CONTRACT_DIR
 
     names = sorted(contract_files())
     assert names and sorted(p.name for p in PACKAGED_CONTRACT_DIR.glob("*.json")) == names

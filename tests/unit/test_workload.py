@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_edits.bench.workload import generate
-from stream_edits.check import final_decisions
 from stream_edits.engine import LineDecision
+from stream_edits.jobs.check import final_decisions
 from stream_edits.models import ClaimLineEvent
 from stream_edits.rules.loader import load_rules
+from stream_edits_dev.bench.workload import generate
 
 RULES = load_rules()
 BLOCK_FAMILY = {"64461", "64462", "64463"}
@@ -237,7 +237,7 @@ def test_checking_a_realistic_workload_leaves_no_reference_cycles() -> None:
 
 def test_the_module_writes_the_same_workload_as_ndjson_to_stdout() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "stream_edits.bench.workload", "--lines", "300", "--seed", "5"],
+        [sys.executable, "-m", "stream_edits_dev.bench.workload", "--lines", "300", "--seed", "5"],
         capture_output=True,
         check=True,
         timeout=60,

@@ -8,12 +8,19 @@ from collections import Counter
 import orjson
 import pytest
 
-from stream_edits.bench.workload import generate
-from stream_edits.chaos import inputs
-from stream_edits.chaos.inputs import VALID, Kind
-from stream_edits.chaos.plan import KINDS, MOMENT_RANGE, Fault, fault_order, make_plan, parse_kinds
-from stream_edits.intake import decode_claim_line
+from stream_edits.engine.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent
+from stream_edits_dev.bench.workload import generate
+from stream_edits_dev.chaos import inputs
+from stream_edits_dev.chaos.inputs import VALID, Kind
+from stream_edits_dev.chaos.plan import (
+    KINDS,
+    MOMENT_RANGE,
+    Fault,
+    fault_order,
+    make_plan,
+    parse_kinds,
+)
 
 ALL = list(KINDS)
 PRODUCERS = ["keyed", "unkeyed", "claim-key", "librdkafka"]

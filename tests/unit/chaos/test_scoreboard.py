@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.chaos.options import DEFAULT_LINES, Config
-from stream_edits.chaos.runner import command_line
-from stream_edits.chaos.scoreboard import COLUMNS, Row, document, markdown, table
-from stream_edits.chaos.verify import Score
 from stream_edits.cli import build_parser
 from stream_edits.settings import Settings
+from stream_edits_dev.chaos.options import DEFAULT_LINES, Config
+from stream_edits_dev.chaos.runner import command_line
+from stream_edits_dev.chaos.scoreboard import COLUMNS, Row, document, markdown, table
+from stream_edits_dev.chaos.verify import Score
 
 TITLES = [
     "fault",

@@ -9,8 +9,11 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from stream_edits.chaos.inputs import Kind, Record
-from stream_edits.chaos.verify import (
+from stream_edits.models import RejectCode, Rejection, SourceOffset
+from stream_edits.rules.loader import load_rules
+from stream_edits.runtime.dead_letters import dead_letter_headers
+from stream_edits_dev.chaos.inputs import Kind, Record
+from stream_edits_dev.chaos.verify import (
     Deliveries,
     HarnessError,
     Ledger,
@@ -18,9 +21,6 @@ from stream_edits.chaos.verify import (
     gaps,
     score,
 )
-from stream_edits.models import RejectCode, Rejection, SourceOffset
-from stream_edits.rules.loader import load_rules
-from stream_edits.stream.dead_letters import dead_letter_headers
 from tests.factories import NPI_A
 
 TOPIC = "claim-lines"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream_edits.bench.cms_tables import Sizes, generate
+from stream_edits_dev.bench.cms_tables import Sizes, generate
 
 # Big enough for every MAI, every add-on edit type, deleted and re-added PTP pairs in all four
 # parts and the on-disk cache (over 1 MiB of files); small enough to write in about a second.

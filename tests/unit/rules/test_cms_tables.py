@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from stream_edits.bench import cms_rules as cms_rules_bench
-from stream_edits.bench.cms_tables import PTP_PARTS, Sizes, generate
-from stream_edits.bench.workload import generate as generate_lines
-from stream_edits.check import final_decisions
 from stream_edits.engine import LineDecision
+from stream_edits.jobs.check import final_decisions
 from stream_edits.rules import RulesError, load_rules
 from stream_edits.rules import loader as rules_loader
 from stream_edits.rules.tables import RuleSet
+from stream_edits_dev.bench import cms_rules as cms_rules_bench
+from stream_edits_dev.bench.cms_tables import PTP_PARTS, Sizes, generate
+from stream_edits_dev.bench.workload import generate as generate_lines
 from tests.unit.rules.generated import TEST_SIZES, generated_directory
 
 SAMPLES = Path(__file__).resolve().parents[3] / "topics" / "samples" / "claim-lines.ndjson"

@@ -14,8 +14,10 @@ from faust.assignor.client_assignment import ClientAssignment
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.types import TP, TableT
 
-from stream_edits.replay import LocalMemberTable
-from stream_edits.stream.cache import (
+from stream_edits.runtime.placement import owner_function
+from stream_edits.runtime.processor import Processor
+from stream_edits.runtime.replay import LocalMemberTable
+from stream_edits.runtime.state.cache import (
     INDEX_VALUE,
     FaustMemberTable,
     claim_index_key,
@@ -23,8 +25,6 @@ from stream_edits.stream.cache import (
     indexed_member,
     is_member_key,
 )
-from stream_edits.stream.placement import owner_function
-from stream_edits.stream.processor import Processor
 from tests.factories import T0, line
 from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 

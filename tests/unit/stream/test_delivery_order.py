@@ -8,14 +8,14 @@ import orjson
 import pytest
 from faust.types import TP
 
-from stream_edits.stream.cache import claim_index_key
-from stream_edits.stream.checkpoint import (
+from stream_edits.runtime.checkpoint import (
     MAX_IN_FLIGHT,
     CheckpointError,
     OutputsNotDelivered,
     StateNotDelivered,
 )
-from stream_edits.stream.processor import Processor
+from stream_edits.runtime.processor import Processor
+from stream_edits.runtime.state.cache import claim_index_key
 from tests.factories import line
 from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 

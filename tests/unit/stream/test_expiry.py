@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import orjson
 
-from stream_edits.stream.expiry import ExpiryIndex
-from stream_edits.stream.processor import Processor
+from stream_edits.runtime.processor import Processor
+from stream_edits.runtime.state.expiry import ExpiryIndex
 from tests.factories import T0, line
 from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor
 

@@ -1,5 +1,5 @@
-"""The Faust and aiokafka internals `stream/transport.py`, `stream/faust_compat.py`,
-`stream/cache.py`, `stream/delivery.py` and `stream/state_healing.py` override or call (the
+"""The Faust and aiokafka internals `runtime/transport.py`, `runtime/faust_compat.py`,
+`runtime/state/cache.py`, `runtime/delivery.py` and `runtime/state/healing.py` override or call (the
 latter's older grafts are pinned in test_state_healing.py): each must still exist with the
 parameters the project relies on. A failure names the method; re-test the graft against the new
 version before changing the expectation (and the pins in pyproject.toml)."""
@@ -79,7 +79,8 @@ def test_the_installed_versions_are_the_ones_tested(package: str, minor: str) ->
 
 
 def test_the_production_index_web_dashboard_drops_from_root_is_still_where_it_was() -> None:
-    # web/dashboard.py (leave_root_to_the_project) filters Faust's production index out of the
+    # runtime/web/dashboard.py (leave_root_to_the_project) filters Faust's production index out of
+    # the
     # blueprint manager's private `_enabled` list before the server starts, so that `/` serves
     # the dashboard and not {"status": "OK"}.
     index = ("", "faust.web.apps.production_index:blueprint")
@@ -98,7 +99,7 @@ def test_the_production_index_web_dashboard_drops_from_root_is_still_where_it_wa
 async def test_faust_routes_a_member_key_to_the_partition_placement_gives_it(
     tmp_path: Path,
 ) -> None:
-    # web/lookups.py routes a member's look-up to the worker holding placement's owner
+    # runtime/web/lookups.py routes a member's look-up to the worker holding placement's owner
     # partition, per Faust's assignment metadata (Router.table_metadata: canonical URL →
     # changelog partitions) and local actives (PartitionAssignor.assigned_actives): the same
     # worker Faust's own routing (Router.key_store: the producer's partitioner over the table's
@@ -108,9 +109,9 @@ async def test_faust_routes_a_member_key_to_the_partition_placement_gives_it(
     from faust.assignor.partition_assignor import PartitionAssignor
     from yarl import URL
 
+    from stream_edits.runtime.app import create_app
+    from stream_edits.runtime.placement import owner_function
     from stream_edits.settings import Settings
-    from stream_edits.stream.app import create_app
-    from stream_edits.stream.placement import owner_function
 
     settings = Settings(store="memory://", data_dir=tmp_path, web_url="http://w1.example:7001")
     app = create_app(settings)
@@ -202,8 +203,8 @@ def test_pending_changelog_offsets_are_kept_by_changelog_and_committed_by_source
         "faust no longer names a transaction by the topic group of the committed partition"
     )
     app = faust.App("internals-tables", autodiscover=False)
+    from stream_edits.runtime.state.healing import HealingTableManager, install_state_healing
     from stream_edits.settings import Settings
-    from stream_edits.stream.state_healing import HealingTableManager, install_state_healing
 
     install_state_healing(app, Settings(bootstrap_servers="127.0.0.1:1"))
     assert isinstance(app.tables, HealingTableManager), "faust's TableManager setting is gone"

@@ -7,7 +7,7 @@ import time
 
 from faust.types import TP
 
-from stream_edits.stream.inbox import Inbox
+from stream_edits.runtime.inbox import Inbox
 from tests.unit.stream.fakes import FakeRecord
 
 P0, P1 = TP("claim-lines", 0), TP("claim-lines", 1)

@@ -12,11 +12,11 @@ import pytest
 from aiokafka.conn import create_conn
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, NodeNotReadyError
 
+from stream_edits.runtime.broker_watch import BrokerWatch
+from stream_edits.runtime.outage_log import ECHOES, QUIET_S, Outage, OutageFilter
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import Telemetry
 from stream_edits.settings import Settings
-from stream_edits.stream.broker_watch import BrokerWatch
-from stream_edits.stream.outage_log import ECHOES, QUIET_S, Outage, OutageFilter
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import Telemetry
 
 T0 = 1_780_000_000.0
 SECRET = "member M-4471 claim C-991"  # what an exception message must never carry into a line
@@ -102,7 +102,7 @@ def test_other_records_pass_untouched(handler: Capture, reports: list[str]) -> N
     others = [
         record(T0, "Group Coordinator Request failed: %s", (GroupAuthorizationFailedError(),)),
         record(T0, "Unable to update metadata from %s", ([1],)),  # an echo only while away
-        record(T0, "decide_lines failed", (), name="stream_edits.stream.app"),
+        record(T0, "decide_lines failed", (), name="stream_edits.runtime.app"),
         record(T0, "Got exception: %r", (KafkaConnectionError(),), name="faust.transport"),
         record(T0, "Ready", (), name="faust.worker", level=logging.INFO),
     ]
@@ -131,10 +131,10 @@ def test_every_handler_counts_a_record_once(outage: Outage, reports: list[str]) 
 def test_summaries_are_logged_as_warnings(outage: Outage, caplog: pytest.LogCaptureFixture) -> None:
     handler = Capture()
     handler.addFilter(OutageFilter(outage))  # reports through the module's logger
-    with caplog.at_level(logging.WARNING, logger="stream_edits.stream.outage_log"):
+    with caplog.at_level(logging.WARNING, logger="stream_edits.runtime.outage_log"):
         handler.handle(record(T0))
     assert [(r.levelname, r.name) for r in caplog.records] == [
-        ("WARNING", "stream_edits.stream.outage_log")
+        ("WARNING", "stream_edits.runtime.outage_log")
     ]
 
 
@@ -172,7 +172,7 @@ async def test_the_watch_of_a_silent_broker_reports_one_line_and_nothing_of_aiok
         await watch.close()
     assert not watch.reachable and watch.probes == 2
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [r.name for r in loud] == ["stream_edits.stream.outage_log"], loud
+    assert [r.name for r in loud] == ["stream_edits.runtime.outage_log"], loud
     assert "unreachable since" in loud[0].getMessage()
 
 

@@ -9,7 +9,7 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from stream_edits.models import DeadLetterHeaders, RejectCode
-from stream_edits.stream.placement import (
+from stream_edits.runtime.placement import (
     SOURCE_OFFSET,
     SOURCE_PARTITION,
     SOURCE_TOPIC,

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_edits.stream.broker_watch import BrokerWatch
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import Telemetry
-from stream_edits.web.health import NotReady, add_health, not_ready_reasons
+from stream_edits.runtime.broker_watch import BrokerWatch
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import Telemetry
+from stream_edits.runtime.web.health import NotReady, add_health, not_ready_reasons
 
 
 def reasons(assigned: bool = True, **state: Any) -> list[NotReady]:

@@ -20,9 +20,8 @@ from faust.types.transports import ConsumerT
 from mode import Service
 from rocksdict import Rdict
 
-from stream_edits.settings import Settings
-from stream_edits.stream import state_healing
-from stream_edits.stream.state_healing import (
+from stream_edits.runtime.state import healing as state_healing
+from stream_edits.runtime.state.healing import (
     CLUSTER_ID_FILE,
     ClusterCheck,
     HealingRecovery,
@@ -31,6 +30,7 @@ from stream_edits.stream.state_healing import (
     forget_other_cluster,
     install_state_healing,
 )
+from stream_edits.settings import Settings
 
 LOGGER = state_healing.__name__
 

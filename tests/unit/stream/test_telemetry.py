@@ -9,8 +9,8 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_edits.stream.processor import Stats
-from stream_edits.stream.telemetry import (
+from stream_edits.runtime.processor import Stats
+from stream_edits.runtime.telemetry import (
     BUCKET_S,
     LATENCY_BUCKETS_S,
     SAMPLES_PER_BUCKET,

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
-from stream_edits.web import auth
-from stream_edits.web.auth import DISABLED, BearerGuard, TokenTooShort
+from stream_edits.runtime.web import auth
+from stream_edits.runtime.web.auth import DISABLED, BearerGuard, TokenTooShort
 
 TOKEN = "guard-test-token-0123456789"
 

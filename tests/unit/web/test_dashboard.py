@@ -14,16 +14,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from stream_edits.settings import Settings
-from stream_edits.stream.app import create_app
-from stream_edits.web.dashboard import (
+from stream_edits.runtime.app import create_app
+from stream_edits.runtime.web.dashboard import (
     CONTENT_SECURITY_POLICY,
     VERSION_MARK,
     add_dashboard,
     load_dashboard,
 )
+from stream_edits.settings import Settings
 
-STATIC = resources.files("stream_edits.web") / "static"
+STATIC = resources.files("stream_edits.runtime.web") / "static"
 
 
 def bare_app(**settings: object) -> faust.App:

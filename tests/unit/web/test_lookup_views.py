@@ -21,10 +21,10 @@ from faust.types import TableT
 from pydantic import SecretStr
 
 from stream_edits.rules.loader import load_rules
+from stream_edits.runtime.placement import owner_function
+from stream_edits.runtime.state.cache import INDEX_SEPARATOR, FaustMemberTable, is_member_key
+from stream_edits.runtime.web.lookups import FORWARDED, add_lookups
 from stream_edits.settings import Settings
-from stream_edits.stream.cache import INDEX_SEPARATOR, FaustMemberTable, is_member_key
-from stream_edits.stream.placement import owner_function
-from stream_edits.web.lookups import FORWARDED, add_lookups
 from tests.factories import DOS, line
 from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 

@@ -1,0 +1,246 @@
+"""The delivery order of every batch, in one place: decisions delivered → state delivered and
+stored → input offsets committable.
+
+A batch's checkpoint holds what the batch sent (decisions, dead letters, forwarded records), the
+member records it changed and the input offsets after it. `Checkpoints` moves each through three
+steps, each waiting for the one before:
+1. its outputs are delivered (every send's result checked);
+2. then its member records are sent to the table's changelog and delivered, and only then
+   written to the local store with the changelog offsets reached;
+3. then its input offsets are handed back as committable.
+Crash safety (at-least-once, nothing lost): a crash before step 2 replays the batch against the
+state before it (the same decisions and revisions, sent again); after it, replayed records the
+member record already applied are skipped, their outputs having been delivered in step 1.
+The steps run in a task of their own, a batch at a time, oldest first, while the decide task
+goes on with the next batches (up to `MAX_IN_FLIGHT` of them sent and not yet committable): a
+batch's state is sent only after its outputs and those of every earlier batch are delivered, and
+its offsets become committable only after the state of every earlier batch is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from faust.types import TP, ProducerT
+
+from stream_edits.runtime.delivery import LastOffsets, Message, Sent, send
+from stream_edits.runtime.state.cache import MemberWrite
+
+
+class CheckpointError(Exception):
+    """A step of a checkpoint failed: nothing of that batch, or after it, becomes committable."""
+
+
+class OutputsNotDelivered(CheckpointError):
+    """Step 1 failed: a decision, dead letter or forwarded record was not delivered."""
+
+
+class StateNotDelivered(CheckpointError):
+    """Step 2 failed: a member record did not reach the changelog (the local store is untouched)."""
+
+
+class CheckpointObserver(Protocol):
+    """Told when a batch's outputs are delivered and when its offsets become committable."""
+
+    def delivered(self, record_timestamps_ms: Sequence[int]) -> None:
+        """The decisions of records with these timestamps were delivered just now."""
+
+    def checkpointed(self, seconds: float) -> None:
+        """A batch's offsets became committable `seconds` after its outputs were sent."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        """One stage of a batch took `seconds` (names in `STAGES`)."""
+
+
+class NoObserver:
+    """A `CheckpointObserver` that ignores everything (replays, tests)."""
+
+    def delivered(self, record_timestamps_ms: Sequence[int]) -> None:
+        """Nothing to record."""
+
+    def checkpointed(self, seconds: float) -> None:
+        """Nothing to record."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        """Nothing to record."""
+
+
+class StateStore(Protocol):
+    """Where delivered member records go: the local store, with the changelog offsets reached."""
+
+    @property
+    def changelog_topic(self) -> str | None:
+        """The changelog topic of the member table (None: local state only, e.g. a replay's)."""
+
+    def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
+        """Write delivered records locally and persist the changelog offsets."""
+
+
+# Batches between their outputs being sent and their offsets becoming committable. Beyond this
+# many, `begin` waits for the oldest: it bounds the member records held for the store.
+MAX_IN_FLIGHT = 4
+
+
+@dataclass
+class _Checkpoint:
+    """One batch on its way: what it sent, its state, its input offsets."""
+
+    sent: Sent
+    writes: list[MemberWrite]
+    next_offsets: dict[TP, int]
+    timestamps: Sequence[int]  # of the input records whose decisions the batch sent
+    began: float  # time.monotonic() when its outputs were sent
+
+
+class Checkpoints:
+    """Batches between processing and commit, each taken through the three steps in order.
+
+    A batch's outputs are sent as it is handed over (`begin`); a task of its own then takes the
+    batches, oldest first, through the steps, so the decide task never waits on a delivery
+    unless `MAX_IN_FLIGHT` batches are on their way. Committable offsets go to `committable`
+    (set with `report_to`) as they become so, and are also returned by `begin` and `settle`.
+    """
+
+    def __init__(
+        self,
+        producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
+        state: StateStore,
+        observer: CheckpointObserver | None = None,
+    ) -> None:
+        self.producer = producer
+        self.state = state
+        self.observer = observer or NoObserver()
+        self._in_flight: deque[_Checkpoint] = deque()  # outputs sent, oldest first
+        self._committable: dict[TP, int] = {}  # since the last `begin` or `settle` returned
+        self._report: Callable[[dict[TP, int]], None] | None = None
+        self._on_failure: Callable[[CheckpointError], None] | None = None
+        self._failure: CheckpointError | None = None
+        self._progress = asyncio.Event()  # a batch finished its steps, or failed
+        self._driver: asyncio.Task[None] | None = None
+
+    def report_to(
+        self,
+        committable: Callable[[dict[TP, int]], None],
+        on_failure: Callable[[CheckpointError], None],
+    ) -> None:
+        """Hand offsets to `committable` as they become so; a failed step to `on_failure` (the
+        worker crashes even while no batch is being handed over)."""
+        self._report, self._on_failure = committable, on_failure
+
+    async def begin(
+        self,
+        outputs: Sequence[Message],
+        writes: list[MemberWrite],
+        next_offsets: Mapping[TP, int],
+        timestamps: Sequence[int] = (),
+        sources: Sequence[TP] | None = None,
+    ) -> dict[TP, int]:
+        """Send a processed batch's outputs and queue the batch for its steps.
+
+        `timestamps` are those of the input records whose decisions are among the outputs (for
+        the latency the observer measures); `sources`, per output, the consumed partition whose
+        record made it (its transaction under exactly_once). Returns the input offsets that
+        became committable since the last call.
+        """
+        self._raise_failure()
+        began = time.monotonic()
+        sent = await self._send(outputs, sources)
+        self._in_flight.append(_Checkpoint(sent, writes, dict(next_offsets), timestamps, began))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.ensure_future(self._drive())
+        while len(self._in_flight) > MAX_IN_FLIGHT and self._failure is None:
+            await self._wait_progress()
+        self._raise_failure()
+        return self._take_committable()
+
+    async def settle(self) -> dict[TP, int]:
+        """Bring every batch in flight to its end; the input offsets now committable."""
+        while self._in_flight and self._failure is None:
+            await self._wait_progress()
+        self._raise_failure()
+        return self._take_committable()
+
+    @property
+    def in_flight(self) -> int:
+        """Batches whose offsets are not yet committable."""
+        return len(self._in_flight)
+
+    async def _send(self, messages: Sequence[Message], sources: Sequence[TP] | None) -> Sent:
+        # The producer is the transaction manager under exactly_once: sends stay transactional.
+        return await send(await self.producer(), messages, sources)
+
+    async def _wait_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _take_committable(self) -> dict[TP, int]:
+        committable, self._committable = self._committable, {}
+        return committable
+
+    async def _drive(self) -> None:
+        """Take the batches in flight through their steps, oldest first, until none is left.
+
+        One batch at a time: its state is sent only once its outputs and those of every batch
+        before it are delivered, and stored after the state of every batch before it.
+        """
+        observer = self.observer
+        while self._in_flight and self._failure is None:
+            checkpoint = self._in_flight[0]
+            try:
+                await _wait(checkpoint.sent, OutputsNotDelivered)
+                acknowledged = checkpoint.sent.acknowledged_at
+                observer.stage("outputs", max(0.0, acknowledged - checkpoint.began))
+                if checkpoint.timestamps:
+                    observer.delivered(checkpoint.timestamps)
+                changelog = self.state.changelog_topic
+                messages: list[Message] = []
+                sources: list[TP] = []  # a member's record belongs to the partition of its lines
+                if changelog is not None:
+                    writes = checkpoint.writes
+                    messages = [(changelog, w.key, w.value, w.partition, None) for w in writes]
+                    sources = [TP(changelog, w.partition) for w in writes]
+                sent_at = time.monotonic()
+                state_sent = await self._send(messages, sources)
+                delivered = await _wait(state_sent, StateNotDelivered)
+                stored_at = time.monotonic()
+                observer.stage("changelog", stored_at - sent_at)
+                offsets = {partition: last for (_, partition), last in delivered.items()}
+                self.state.store(checkpoint.writes, offsets)
+                observer.stage("store", time.monotonic() - stored_at)
+            except CheckpointError as failed:
+                self._fail(failed)
+                return
+            except Exception as cause:  # a send or the store failed: nothing after it is committed
+                step = CheckpointError(f"a checkpoint step failed ({type(cause).__name__})")
+                step.__cause__ = cause
+                self._fail(step)
+                return
+            self._in_flight.popleft()
+            self._committable.update(checkpoint.next_offsets)
+            if self._report is not None:
+                self._report(dict(checkpoint.next_offsets))
+            observer.checkpointed(time.monotonic() - checkpoint.began)
+            self._progress.set()
+
+    def _fail(self, error: CheckpointError) -> None:
+        self._failure = error
+        self._progress.set()
+        if self._on_failure is not None:
+            self._on_failure(error)
+
+
+async def _wait(sent: Sent, error: type[CheckpointError]) -> LastOffsets:
+    try:
+        return await sent.wait()
+    except Exception as cause:
+        raise error(f"{error.__doc__} ({type(cause).__name__}: {cause})") from cause

@@ -1,0 +1,394 @@
+"""Per-batch processing in the decide task: decode → place → engine → outputs, and state expiry
+by stream time.
+
+Nothing here decides a claim: `decide_line` does. This module turns consumed records into
+decisions on `claim-edits`, dead letters on `claim-lines-dlq` and forwards to the repartition
+topic, and hands each batch to the checkpoints that deliver it in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from faust.types import TP, ProducerT
+
+from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.engine.intake import decode_claim_line
+from stream_edits.engine.line import decide_line
+from stream_edits.gc_pause import gc_paused
+from stream_edits.kafka.topics import line_key
+from stream_edits.log_safety import exception_summary
+from stream_edits.models import ClaimLineEvent, RejectCode, Rejection, SourceOffset
+from stream_edits.rules.tables import RuleSet
+from stream_edits.runtime.checkpoint import CheckpointObserver, Checkpoints, NoObserver
+from stream_edits.runtime.dead_letters import dead_letter_message
+from stream_edits.runtime.delivery import Message
+from stream_edits.runtime.inbox import InputRecord
+from stream_edits.runtime.placement import Origin, origin_headers, origin_of, owner_function
+from stream_edits.runtime.state.cache import MemberCache, MemberTable
+from stream_edits.runtime.state.expiry import ExpiryIndex
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_DAYS = 7
+
+
+class BatchObserver(CheckpointObserver, Protocol):
+    """Measures batches (telemetry.Telemetry in the worker)."""
+
+    def batch(self, records: int, decisions: int, dead_letters: int) -> None:
+        """A batch of `records` was processed, publishing these many decisions and dead letters."""
+
+
+class _NoBatchObserver(NoObserver):
+    def batch(self, records: int, decisions: int, dead_letters: int) -> None:
+        """Nothing to record."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names the processor reads and writes."""
+
+    repartition: str
+    output: str
+    dlq: str
+    app_id: str
+
+
+@dataclass
+class Stats:
+    """Counters for the web view: counts only, never claim content."""
+
+    events: int = 0
+    forwarded: int = 0
+    replayed: int = 0
+    decisions: int = 0
+    revisions: int = 0  # decisions of lines other than the one just read: a later line changed them
+    dead_letters: int = 0
+    conflicts: int = 0
+    redeliveries: int = 0
+    batches: int = 0
+    expired_keys: int = 0
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    decisions_by_status: dict[str, int] = field(default_factory=dict)
+    decisions_by_edit: dict[str, int] = field(default_factory=dict)
+    stream_day: dict[int, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready counters."""
+        return {
+            "events": self.events,
+            "forwarded": self.forwarded,
+            "replayed": self.replayed,
+            "decisions": self.decisions,
+            "revisions": self.revisions,
+            "decisions_by_status": dict(sorted(self.decisions_by_status.items())),
+            "decisions_by_edit": dict(sorted(self.decisions_by_edit.items())),
+            "dead_letters": self.dead_letters,
+            "dead_letters_by_reason": dict(sorted(self.dead_letters_by_reason.items())),
+            "conflicts": self.conflicts,
+            "redeliveries": self.redeliveries,
+            "batches": self.batches,
+            "expired_keys": self.expired_keys,
+            "stream_day_by_partition": {str(p): d for p, d in sorted(self.stream_day.items())},
+        }
+
+
+class Processor:
+    """Runs batches of `claim-lines` (and repartition) records through the per-line rule."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        members: MemberTable,
+        topics: Topics,
+        producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
+        partitions: int,
+        horizon_days: int,
+        member_state_max_bytes: int,
+        member_cache: int = 0,
+        forward: bool = True,
+        publish_from: Mapping[int, int] | None = None,
+        observer: BatchObserver | None = None,
+        republish_replays: bool = False,
+    ) -> None:
+        """`forward` False applies every line where it is read (a replay, which owns every
+        partition's state); `publish_from` (partition → offset) decides records before those
+        offsets without publishing what they cause (a replay rebuilding state before its
+        window). `observer` measures batches, deliveries and checkpoints. `republish_replays`
+        (exactly_once) publishes again what a replayed record published: an aborted transaction
+        takes its outputs back while the local store keeps its state."""
+        self.owner = owner_function(partitions)
+        self.members = MemberCache(members, self.owner, member_cache)
+        self.engine = EditEngine(rules, self.members.claims, self.members.days)
+        self.topics = topics
+        self.observer: BatchObserver = observer or _NoBatchObserver()
+        self.checkpoints = Checkpoints(producer, self.members, self.observer)
+        # Messages of the batch in the making: sent together at its end, straight to the
+        # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
+        # a Faust send, and its buffer's flush does not wait for everything).
+        self._outbox: list[Message] = []
+        # Per message of the outbox, the consumed partition whose record made it: under
+        # exactly_once a message joins that partition's transaction (see delivery.send).
+        self._sources: list[TP] = []
+        self._decided_at = ""  # when the batch in the making started: its decisions' time
+        self._timestamps: list[int] = []  # of the batch's records that published decisions
+        self.horizon_days = horizon_days
+        self.member_state_max_bytes = member_state_max_bytes
+        self.forward = forward
+        self.publish_from = publish_from
+        self.republish_replays = republish_replays
+        self._muted = False  # the record being processed publishes nothing (before the window)
+        self.stats = Stats()
+        self.expiry = ExpiryIndex()
+        self._stream_day: dict[int, int] = {}
+        self._swept: dict[int, int] = {}
+        # The names member records keep applied offsets under: "i3" for input partition 3, "r3"
+        # for the repartition topic's (indexed [from the repartition topic][partition]).
+        self._consumed_names = tuple(
+            tuple(f"{prefix}{p}" for p in range(partitions)) for prefix in ("i", "r")
+        )
+
+    async def process_batch(
+        self, records: Sequence[InputRecord], next_offsets: Mapping[TP, int]
+    ) -> dict[TP, int]:
+        """Process records in order and send their outputs; move earlier batches along.
+
+        `next_offsets` are the consumed offsets after this batch, per partition. Returns the
+        offsets that became safe to commit (see `checkpoint` for the order behind it).
+        """
+        began = time.monotonic()
+        self._decided_at = datetime.now(UTC).isoformat()
+        decisions, dead_letters = self.stats.decisions, self.stats.dead_letters
+        # The objects a batch makes hold no reference cycles; reference counting frees them.
+        # Without the collector's passes over them, the batch costs about a quarter less CPU.
+        with gc_paused():
+            for record in records:
+                try:
+                    self._process(record)
+                except Exception as error:  # a bug must not stop every member's stream
+                    log.error(
+                        "internal error on %s[%d]@%d: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        exception_summary(error),
+                    )
+                    reason = f"internal error: {type(error).__name__}"
+                    self.dead_letter(
+                        record, Rejection(reason=reason, code=RejectCode.INTERNAL_ERROR)
+                    )
+            decided = time.monotonic()
+            writes = self.members.writes()
+        self.observer.stage("engine", decided - began)
+        self.observer.stage("encode", time.monotonic() - decided)
+        for write in writes:
+            if write.value is not None:
+                self.expiry.file(write.partition, write.member_id, write.earliest_day)
+        outbox, self._outbox = self._outbox, []
+        sources, self._sources = self._sources, []
+        timestamps, self._timestamps = self._timestamps, []
+        self.stats.batches += 1
+        self.observer.batch(
+            len(records), self.stats.decisions - decisions, self.stats.dead_letters - dead_letters
+        )
+        return await self.checkpoints.begin(outbox, writes, next_offsets, timestamps, sources)
+
+    async def settle(self) -> dict[TP, int]:
+        """Bring every batch in flight to its end; the input offsets now safe to commit."""
+        return await self.checkpoints.settle()
+
+    def _process(self, record: InputRecord) -> None:
+        self.stats.events += 1
+        if self.publish_from is not None:
+            self._muted = record.offset < self.publish_from.get(record.partition, 0)
+        parsed = decode_claim_line(record.value or b"")
+        if isinstance(parsed, Rejection):
+            self.dead_letter(record, parsed)
+            return
+        owner = self.owner(parsed.member_id)
+        if owner != record.partition and self.forward:
+            self._forward(record, parsed.member_id, owner)
+            return
+        self._advance_clock(owner, parsed)
+        state = self.members.record(parsed.member_id)
+        consumed = self._consumed_names[record.topic == self.topics.repartition][record.partition]
+        # At or before the offset this member last applied from this partition: a record
+        # replayed after a crash, or the same offset of a recreated topic. A replay holds
+        # nothing new (its outputs were delivered before its state was stored), so it publishes
+        # nothing; new content at an old offset is applied and published like any line.
+        applied = state.applied.get(consumed, -1)
+        replayed = record.offset <= applied
+        # A member near the state limit is snapshotted first, so a line that would take its
+        # record past the limit can be undone and dead-lettered instead of stopping the stream.
+        # A smaller one cannot pass the limit with one line (a line adds a bounded size).
+        snapshot = state.to_bytes() if state.size > self.member_state_max_bytes // 4 else None
+        # Never lowered: a replayed record must not make the records after it look new.
+        state.applied[consumed] = max(record.offset, applied)
+        self.members.mark(parsed.member_id)
+        result = decide_line(self.engine, parsed)
+        if snapshot is not None and len(state.to_bytes()) > self.member_state_max_bytes:
+            self.members.restore(parsed.member_id, snapshot).applied[consumed] = max(
+                record.offset, applied
+            )
+            limit = self.member_state_max_bytes
+            reason = f"the member's stored state would pass {limit} bytes"
+            if not replayed or self.republish_replays:
+                self.dead_letter(
+                    record, Rejection(reason=reason, code=RejectCode.MEMBER_STATE_TOO_LARGE)
+                )
+            return
+        if replayed and (result.duplicate or result.rejection is not None):
+            self.stats.replayed += 1
+            if not self.republish_replays:
+                return
+        if result.rejection is not None:
+            self.stats.conflicts += 1
+            self.dead_letter(record, result.rejection)
+            return
+        if result.duplicate:
+            self.stats.redeliveries += 1
+        self._publish(record, parsed, result.decisions, owner)
+        notice = result.notice()
+        if notice is not None and (not replayed or self.republish_replays):
+            self.dead_letter(record, notice)
+
+    def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
+        """Send the record, bytes unchanged, to its member's partition of the repartition topic,
+        with headers naming where it was first read."""
+        headers = origin_headers(self._origin(record))
+        message = (self.topics.repartition, member_id.encode(), record.value, owner, headers)
+        self._outbox.append(message)
+        self._sources.append(TP(record.topic, record.partition))
+        self.stats.forwarded += 1
+
+    @staticmethod
+    def _origin(record: InputRecord) -> Origin:
+        return origin_of(
+            record.topic, record.partition, record.offset, record.timestamp, record.headers
+        )
+
+    def _publish(
+        self,
+        record: InputRecord,
+        line: ClaimLineEvent,
+        decisions: list[LineDecision],
+        owner: int,
+    ) -> None:
+        if self._muted:
+            return
+        by_status, by_edit = self.stats.decisions_by_status, self.stats.decisions_by_edit
+        if record.headers:  # forwarded: name the original record
+            origin = self._origin(record)
+            source = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+            timestamp = origin.timestamp
+        else:
+            source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            timestamp = record.timestamp
+        if decisions and timestamp is not None:
+            self._timestamps.append(timestamp)
+        consumed = TP(record.topic, record.partition)
+        for decision in decisions:
+            if decision.line_number != line.line_number or decision.claim_id != line.claim_id:
+                self.stats.revisions += 1
+            by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
+            for edit in decision.edits:
+                by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
+            value = decision.to_wire()
+            value["provider_npi"] = decision.provider_npi
+            value["decided_at"] = self._decided_at
+            value["source"] = source
+            # The member's partition: all of a member's decisions stay in order in one
+            # partition, and a line's revisions always land on one compacted partition.
+            key = line_key(decision.claim_id, decision.line_number)
+            self._outbox.append((self.topics.output, key, orjson.dumps(value), owner, None))
+            self._sources.append(consumed)
+        self.stats.decisions += len(decisions)
+
+    def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
+        """Dead-letter a refused record with the batch in the making (counted and logged,
+        without values)."""
+        if self._muted:
+            return
+        origin = self._origin(record)
+        source = SourceOffset(topic=origin.topic, partition=origin.partition, offset=origin.offset)
+        self.stats.dead_letters += 1
+        reasons = self.stats.dead_letters_by_reason
+        reasons[rejection.code.value] = reasons.get(rejection.code.value, 0) + 1
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s (%s)",
+            source.topic,
+            source.partition,
+            source.offset,
+            rejection.code.value,
+            ", ".join(e.field for e in rejection.errors) or "-",
+        )
+        message = dead_letter_message(
+            self.topics.dlq,
+            record.key,
+            record.value,
+            source,
+            origin.timestamp,
+            rejection,
+            self.topics.app_id,
+        )
+        self._outbox.append(message)
+        self._sources.append(TP(record.topic, record.partition))
+
+    # -- expiry by stream time ------------------------------------------------------------------
+
+    def _advance_clock(self, partition: int, parsed: ClaimLineEvent) -> None:
+        """Track the partition's stream time (newest received_at) and sweep on week boundaries.
+
+        Sweeps happen at fixed stream-time boundaries, so a replay of the same partition expires
+        exactly the same state at the same point as the live run did; the wall clock never
+        enters.
+        """
+        today = parsed.received_at.date().toordinal()
+        if today <= self._stream_day.get(partition, 0):
+            return
+        self._stream_day[partition] = today
+        self.stats.stream_day[partition] = date.fromordinal(today).isoformat()
+        boundary = today - today % SWEEP_EVERY_DAYS
+        if boundary > self._swept.get(partition, 0):
+            self._swept[partition] = boundary
+            self._sweep(partition, boundary - self.horizon_days)
+
+    def _sweep(self, partition: int, cutoff: int) -> None:
+        """Drop this partition's claim entries and days last touched before `cutoff`.
+
+        Visits only members the expiry index files before the cutoff. Written members are
+        filed at each flush; members changed in this batch are filed here, so where the batch
+        boundaries fall changes nothing. The first sweep of a partition after (re)assignment
+        files every member it owns with one full scan.
+        """
+        built = self.expiry.built(partition)
+        to_file = self.members.dirty_ids() if built else self.members.member_ids()
+        for member_id in to_file:
+            if self.owner(member_id) == partition:
+                record = self.members.record(member_id)
+                self.expiry.file(partition, member_id, record.earliest_day())
+        self.expiry.mark_built(partition)
+        for member_id in self.expiry.due(partition, cutoff):
+            record = self.members.record(member_id)
+            expired = record.expire(cutoff)
+            if expired:
+                self.members.mark(member_id)
+                self.stats.expired_keys += expired
+            if not record.empty:
+                self.expiry.file(partition, member_id, record.earliest_day())
+
+    def forget_assignment(self) -> None:
+        """Drop per-partition memory after a rebalance: cached records, clocks and the expiry
+        index are rebuilt from the table and the stream."""
+        self.members.forget()
+        self.expiry.reset()
+        self._stream_day.clear()
+        self._swept.clear()
