@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 from stream_edits.runtime.processor import Stats  # noqa: E402
 from stream_edits.runtime.telemetry import Telemetry  # noqa: E402
 from stream_edits_dev.bench.workload import generate  # noqa: E402
-from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor  # noqa: E402
+from tests.unit.runtime.fakes import DictTable, FakeRecord, fake_processor  # noqa: E402
 
 BATCH = 1000
 

@@ -21,7 +21,7 @@ from stream_edits.models import ClaimLineEvent, Rejection
 from stream_edits.rules.loader import load_rules
 from tests.factories import NPI_A, NPI_B, line, void
 from tests.unit.engine.helpers import run
-from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 RULES = load_rules()
 FIELDS = [

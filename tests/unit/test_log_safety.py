@@ -9,7 +9,7 @@ from faust.types import TP
 
 from stream_edits.log_safety import exception_summary
 from tests.factories import line
-from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeRecord, fake_processor
 
 
 def fail_with(value: str) -> None:

@@ -23,7 +23,7 @@ persisted when that transaction commits (Faust looked them up by the committed s
 not the changelog partition they were recorded under, so none was ever persisted; faust #599).
 
 Every reach into Faust and mode internals for this is here, each pinned by
-tests/unit/stream/test_state_healing.py or (the exactly_once ones) test_faust_internals.py:
+tests/unit/runtime/test_state_healing.py or (the exactly_once ones) test_faust_internals.py:
 
 - `TableManager._recovery` is set to a `HealingRecovery`: the manager's `recovery` property
   builds a plain `Recovery`, and no setting names another class.

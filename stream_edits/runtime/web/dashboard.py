@@ -65,7 +65,7 @@ def leave_root_to_the_project(app: faust.App) -> None:
     (`faust.web.base.Web._enabled_blueprints`, faust-streaming 0.15.3), with no setting to leave
     it out, and its `BlueprintManager` has no public way to remove one. The manager applies its
     private `_enabled` list when the web server starts; the index is dropped from that list
-    here, the one place the project touches it. `tests/unit/stream/test_faust_internals.py`
+    here, the one place the project touches it. `tests/unit/runtime/test_faust_internals.py`
     fails if that list or the blueprint's name changes.
     """
     blueprints = app.web.blueprints

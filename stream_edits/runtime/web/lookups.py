@@ -21,7 +21,7 @@ Either look-up answers on any worker of the group:
 
 - /members/: a member's state is in the members table partition its member_id is placed on
   (runtime/placement.py: murmur2, Kafka's default partitioner, the partition Faust's
-  `assignor.key_store` computes for the key; tests/unit/stream/test_faust_internals.py pins
+  `assignor.key_store` computes for the key; tests/unit/runtime/test_faust_internals.py pins
   it). A worker whose active assignment holds that partition answers from its local store;
   another forwards the request to the worker that Faust's assignment metadata
   (`app.router.table_metadata("members")`: each worker's canonical URL and the changelog

@@ -26,7 +26,7 @@ from stream_edits.runtime.state.cache import INDEX_SEPARATOR, FaustMemberTable, 
 from stream_edits.runtime.web.lookups import FORWARDED, add_lookups
 from stream_edits.settings import Settings
 from tests.factories import DOS, line
-from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 PARTITIONS = 4
 TOKEN = "views-test-token-0123456789"

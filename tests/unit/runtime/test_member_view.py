@@ -14,7 +14,7 @@ from stream_edits.runtime.processor import Processor
 from stream_edits.runtime.state.cache import is_member_key
 from stream_edits.runtime.web.member_view import MemberView, decision_json
 from tests.factories import DOS, NPI_B, line
-from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 RULES = load_rules()
 OTHER_DAY = DOS + timedelta(days=1)

@@ -17,7 +17,7 @@ from stream_edits.runtime.placement import (
     owner_function,
 )
 from tests.factories import line
-from tests.unit.stream.fakes import TOPICS, DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import TOPICS, DictTable, FakeProducer, FakeRecord, fake_processor
 
 PARTITIONS = 4
 

@@ -22,7 +22,7 @@ from stream_edits.runtime.telemetry import (
     percentiles,
 )
 from tests.factories import NPI_A, line
-from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeRecord, fake_processor
 
 
 class Clock:

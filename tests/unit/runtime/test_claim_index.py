@@ -26,7 +26,7 @@ from stream_edits.runtime.state.cache import (
     is_member_key,
 )
 from tests.factories import T0, line
-from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 
 def _record(offset: int, event: object, partition: int = 0) -> FakeRecord:

@@ -17,7 +17,7 @@ from stream_edits.runtime.checkpoint import (
 from stream_edits.runtime.processor import Processor
 from stream_edits.runtime.state.cache import claim_index_key
 from tests.factories import line
-from tests.unit.stream.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
 P0 = TP("claim-lines", 0)
 EXPECTED = [

@@ -8,7 +8,7 @@ import time
 from faust.types import TP
 
 from stream_edits.runtime.inbox import Inbox
-from tests.unit.stream.fakes import FakeRecord
+from tests.unit.runtime.fakes import FakeRecord
 
 P0, P1 = TP("claim-lines", 0), TP("claim-lines", 1)
 

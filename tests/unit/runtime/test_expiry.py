@@ -9,7 +9,7 @@ import orjson
 from stream_edits.runtime.processor import Processor
 from stream_edits.runtime.state.expiry import ExpiryIndex
 from tests.factories import T0, line
-from tests.unit.stream.fakes import DictTable, FakeRecord, fake_processor
+from tests.unit.runtime.fakes import DictTable, FakeRecord, fake_processor
 
 
 def _history() -> list[FakeRecord]:
