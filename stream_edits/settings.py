@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream_edits.formats.identity import DependentIdentity
-
 HEADER_ROOM_BYTES = 64 * 1024
 STATE_ROOM_BYTES = 16 * 1024
+
+
+class DependentIdentity(StrEnum):
+    """How a dependent patient (X12 2000C, FHIR Coverage.relationship other than self) is the
+    member whose edits are counted (setting STREAM_EDITS_DEPENDENT_IDENTITY)."""
+
+    # The subscriber's id, a dot, and the dependent: FHIR Coverage.dependent, else a digest of
+    # the patient's name and birth date (X12 2010CA NM1/DMG, FHIR Patient.name/birthDate).
+    SUBSCRIBER_AND_PATIENT = "subscriber-and-patient"
+    # The patient's own member id (payers that number every person): FHIR Coverage.identifier
+    # or Patient.identifier of type MB. X12 005010 has no member id for a 2000C patient, so such
+    # a claim is refused: the guide sends a patient with an id of their own as the subscriber.
+    PATIENT_MEMBER_ID = "patient-member-id"
 
 
 def default_home() -> Path:

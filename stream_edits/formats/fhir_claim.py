@@ -32,13 +32,13 @@ from fhir.resources.R4B.reference import Reference
 from pydantic import BaseModel, ValidationError
 
 from stream_edits.formats.identity import (
-    DependentIdentity,
     dependent_member_id,
     patient_digest,
     payer_claim_number,
 )
 from stream_edits.formats.result import Conversion, UnreadableInput, validate_event
 from stream_edits.models import ClaimLineEvent, FieldError
+from stream_edits.settings import DependentIdentity
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 # CPT, and HCPCS Level II by its OID and by its CMS URL.

@@ -9,23 +9,9 @@ one. A dependent without a member id of its own is identified by `DependentIdent
 from __future__ import annotations
 
 import hashlib
-from enum import StrEnum
 
 PCN_BYTES = 10  # 20 hex digits: collisions are out of reach for any payer's volume
 DEPENDENT_BYTES = 6
-
-
-class DependentIdentity(StrEnum):
-    """How a dependent patient (X12 2000C, FHIR Coverage.relationship other than self) is the
-    member whose edits are counted (setting STREAM_EDITS_DEPENDENT_IDENTITY)."""
-
-    # The subscriber's id, a dot, and the dependent: FHIR Coverage.dependent, else a digest of
-    # the patient's name and birth date (X12 2010CA NM1/DMG, FHIR Patient.name/birthDate).
-    SUBSCRIBER_AND_PATIENT = "subscriber-and-patient"
-    # The patient's own member id (payers that number every person): FHIR Coverage.identifier
-    # or Patient.identifier of type MB. X12 005010 has no member id for a 2000C patient, so such
-    # a claim is refused: the guide sends a patient with an id of their own as the subscriber.
-    PATIENT_MEMBER_ID = "patient-member-id"
 
 
 def payer_claim_number(

@@ -17,9 +17,9 @@ from typing import IO
 
 import orjson
 
-from stream_edits.formats.identity import DependentIdentity
 from stream_edits.formats.result import Conversion, Origin, UnreadableInput
 from stream_edits.models import Rejection
+from stream_edits.settings import DependentIdentity
 
 
 class InputFormat(StrEnum):

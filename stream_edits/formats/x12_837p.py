@@ -28,7 +28,6 @@ import pyx12.segment
 import pyx12.x12context
 
 from stream_edits.formats.identity import (
-    DependentIdentity,
     dependent_member_id,
     patient_digest,
     payer_claim_number,
@@ -36,6 +35,7 @@ from stream_edits.formats.identity import (
 from stream_edits.formats.result import Conversion, UnreadableInput, validate_event
 from stream_edits.log_safety import configure_logging
 from stream_edits.models import ClaimFrequency, ClaimLineEvent, FieldError
+from stream_edits.settings import DependentIdentity
 
 IMPLEMENTATION = "005010X222A1"
 _HEADERS = ("ISA", "GS", "ST")

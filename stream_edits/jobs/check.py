@@ -12,13 +12,13 @@ import orjson
 from stream_edits.engine import EditEngine, LineDecision
 from stream_edits.engine.core import unresolved_reference
 from stream_edits.engine.line import decide_line
-from stream_edits.formats.identity import DependentIdentity
 from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
 from stream_edits.formats.result import UnreadableInput
 from stream_edits.gc_pause import gc_paused
 from stream_edits.models import ClaimLineEvent, Rejection
 from stream_edits.rules.loader import RulesError, load_rules
 from stream_edits.rules.tables import RuleSet
+from stream_edits.settings import DependentIdentity
 
 
 def final_decisions(

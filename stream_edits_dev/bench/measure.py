@@ -129,9 +129,8 @@ class Collector:
                         if index is not None and index not in self.by_index:
                             self.by_index[index] = seen
                         continue
-                    source = orjson.loads(record.value)["source"]
-                    key = (source["partition"], source["offset"])
-                    if key not in self.by_source:
+                    key = _source_position(record.value, record.headers)
+                    if key is not None and key not in self.by_source:
                         self.by_source[key] = seen
 
     def first(self, index: int, position: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -139,6 +138,18 @@ class Collector:
         if self.stamped:
             return self.by_index.get(index)
         return None if position is None else self.by_source.get(position)
+
+
+def _source_position(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> tuple[int, int] | None:
+    """The input (partition, offset) an output record answers: a decision's `source`, or a dead
+    letter's (or an `unresolved_reference` notice's) Connect headers."""
+    named = dict(headers)
+    if "__connect.errors.offset" in named:
+        return int(named["__connect.errors.partition"]), int(named["__connect.errors.offset"])
+    source = orjson.loads(value or b"{}").get("source")
+    return None if source is None else (source["partition"], source["offset"])
 
 
 def _header_index(headers: Sequence[tuple[str, bytes]]) -> int | None:

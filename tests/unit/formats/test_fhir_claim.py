@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from stream_edits.formats.fhir_claim import NPI_SYSTEM, events_from_fhir
-from stream_edits.formats.identity import DependentIdentity, patient_digest
+from stream_edits.formats.identity import patient_digest
 from stream_edits.formats.result import Conversion, UnreadableInput
 from stream_edits.models import ClaimFrequency, Rejection
+from stream_edits.settings import DependentIdentity
 from tests.factories import NPI_A, NPI_B, npi
 
 CPT = "http://www.ama-assn.org/go/cpt"

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from stream_edits.formats.identity import DependentIdentity, patient_digest
+from stream_edits.formats.identity import patient_digest
 from stream_edits.formats.result import Conversion, UnreadableInput
 from stream_edits.formats.x12_837p import events_from_837p
 from stream_edits.models import ClaimFrequency, Rejection
+from stream_edits.settings import DependentIdentity
 from tests.factories import NPI_A, NPI_B, npi
 from tests.unit.formats.x12_builder import (
     BILLING_NPI,
