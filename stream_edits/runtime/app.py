@@ -22,8 +22,8 @@ from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.broker_watch import BrokerWatch
 from stream_edits.runtime.inbox import Inbox
 from stream_edits.runtime.processor import Processor, Topics
-from stream_edits.runtime.state.cache import FaustMemberTable
 from stream_edits.runtime.state.healing import install_state_healing
+from stream_edits.runtime.state.tables import FaustMemberTable
 from stream_edits.runtime.telemetry import Telemetry
 from stream_edits.runtime.transport import BatchingConsumer, use_inbox
 from stream_edits.runtime.web.dashboard import add_dashboard

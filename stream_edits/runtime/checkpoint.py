@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.runtime.delivery import LastOffsets, Message, Sent, send
-from stream_edits.runtime.state.cache import MemberWrite
+from stream_edits.runtime.state.record import MemberWrite
 
 
 class CheckpointError(Exception):

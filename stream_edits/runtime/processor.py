@@ -32,8 +32,9 @@ from stream_edits.runtime.dead_letters import dead_letter_message
 from stream_edits.runtime.delivery import Message
 from stream_edits.runtime.inbox import InputRecord
 from stream_edits.runtime.placement import Origin, origin_headers, origin_of, owner_function
-from stream_edits.runtime.state.cache import MemberCache, MemberTable
+from stream_edits.runtime.state.cache import MemberCache
 from stream_edits.runtime.state.expiry import ExpiryIndex
+from stream_edits.runtime.state.tables import MemberTable
 
 log = logging.getLogger(__name__)
 

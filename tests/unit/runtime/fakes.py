@@ -11,7 +11,7 @@ from faust.types.tuples import TP, RecordMetadata
 
 from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.processor import BatchObserver, Processor, Topics
-from stream_edits.runtime.state.cache import is_member_key
+from stream_edits.runtime.state.claim_index import is_member_key
 
 
 @dataclass

@@ -16,15 +16,14 @@ from faust.types import TP, TableT
 
 from stream_edits.runtime.placement import owner_function
 from stream_edits.runtime.processor import Processor
-from stream_edits.runtime.replay import LocalMemberTable
-from stream_edits.runtime.state.cache import (
+from stream_edits.runtime.state.claim_index import (
     INDEX_VALUE,
-    FaustMemberTable,
     claim_index_key,
     claim_index_prefix,
     indexed_member,
     is_member_key,
 )
+from stream_edits.runtime.state.tables import FaustMemberTable, LocalMemberTable
 from tests.factories import T0, line
 from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
