@@ -1,6 +1,6 @@
 """The Faust and aiokafka internals `runtime/transport.py`, `runtime/faust_compat.py`,
-`runtime/state/tables.py`, `runtime/delivery.py` and `runtime/state/healing.py` override or call (the
-latter's older grafts are pinned in test_state_healing.py): each must still exist with the
+`runtime/state/tables.py`, `runtime/delivery.py` and `runtime/state/healing.py` override or call
+(the latter's older grafts are pinned in test_state_healing.py): each must still exist with the
 parameters the project relies on. A failure names the method; re-test the graft against the new
 version before changing the expectation (and the pins in pyproject.toml)."""
 
