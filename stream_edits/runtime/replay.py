@@ -48,7 +48,7 @@ from stream_edits.kafka.errors import AccessDenied, explain, quiet_bootstrap_err
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.log_safety import configure_logging
 from stream_edits.rules.loader import RulesError, load_rules
-from stream_edits.runtime.processor import Processor, Topics
+from stream_edits.runtime.processor import Processor, ProcessorConfig, Topics
 from stream_edits.runtime.state.tables import LocalMemberTable
 from stream_edits.settings import Settings, default_home
 
@@ -223,15 +223,22 @@ class Replay:
             return self.producer
 
         return Processor(
-            self.rules,
-            self.table,
-            Topics("", s.output_topic, s.dlq_topic, f"replay-{self.state_dir.name}"),
-            producer,
-            partitions,
-            s.horizon_days,
-            s.member_state_max_bytes,
-            forward=False,
-            publish_from=publish_from,
+            rules=self.rules,
+            members=self.table,
+            producer=producer,
+            config=ProcessorConfig(
+                topics=Topics(
+                    repartition="",  # never written: every line is applied where it is read
+                    output=s.output_topic,
+                    dlq=s.dlq_topic,
+                    app_id=f"replay-{self.state_dir.name}",
+                ),
+                partitions=partitions,
+                horizon_days=s.horizon_days,
+                member_state_max_bytes=s.member_state_max_bytes,
+                forward=False,
+                publish_from=publish_from,
+            ),
         )
 
     async def from_topic(

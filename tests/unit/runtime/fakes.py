@@ -10,7 +10,7 @@ from typing import Any
 from faust.types.tuples import TP, RecordMetadata
 
 from stream_edits.rules.loader import load_rules
-from stream_edits.runtime.processor import BatchObserver, Processor, Topics
+from stream_edits.runtime.processor import BatchObserver, Processor, ProcessorConfig, Topics
 from stream_edits.runtime.state.claim_index import is_member_key
 
 
@@ -116,13 +116,15 @@ def fake_processor(
         return producer
 
     return Processor(
-        load_rules(),
-        table,
-        TOPICS,
-        get_producer,  # type: ignore[arg-type]
-        partitions,
-        horizon_days,
-        member_state_max_bytes,
+        rules=load_rules(),
+        members=table,
+        producer=get_producer,  # type: ignore[arg-type]
+        config=ProcessorConfig(
+            topics=TOPICS,
+            partitions=partitions,
+            horizon_days=horizon_days,
+            member_state_max_bytes=member_state_max_bytes,
+            republish_replays=republish_replays,
+        ),
         observer=observer,
-        republish_replays=republish_replays,
     )
