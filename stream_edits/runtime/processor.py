@@ -272,7 +272,7 @@ class Processor:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
         with headers naming where it was first read."""
         headers = origin_headers(self._origin(record))
-        message = (self.topics.repartition, member_id.encode(), record.value, owner, headers)
+        message = Message(self.topics.repartition, member_id.encode(), record.value, owner, headers)
         self._outbox.append(message)
         self._sources.append(TP(record.topic, record.partition))
         self.stats.forwarded += 1
@@ -316,7 +316,7 @@ class Processor:
             # The member's partition: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            self._outbox.append((self.topics.output, key, orjson.dumps(value), owner, None))
+            self._outbox.append(Message(self.topics.output, key, orjson.dumps(value), owner, None))
             self._sources.append(consumed)
         self.stats.decisions += len(decisions)
 
