@@ -21,9 +21,9 @@ from stream_edits.log_safety import configure_logging, exception_summary
 from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.broker_watch import BrokerWatch
 from stream_edits.runtime.inbox import Inbox
-from stream_edits.runtime.processor import Processor, Topics
-from stream_edits.runtime.state.cache import FaustMemberTable
+from stream_edits.runtime.processor import Processor, ProcessorConfig, Topics
 from stream_edits.runtime.state.healing import install_state_healing
+from stream_edits.runtime.state.tables import FaustMemberTable
 from stream_edits.runtime.telemetry import Telemetry
 from stream_edits.runtime.transport import BatchingConsumer, use_inbox
 from stream_edits.runtime.web.dashboard import add_dashboard
@@ -104,23 +104,26 @@ def create_app(settings: Settings) -> faust.App:
     members = app.Table("members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     telemetry = Telemetry(lambda: processor.stats, rules.version)
     processor = Processor(
-        rules,
-        FaustMemberTable(members),
-        Topics(
-            repartition=settings.repartition_topic,
-            output=settings.output_topic,
-            dlq=settings.dlq_topic,
-            app_id=settings.app_id,
+        rules=rules,
+        members=FaustMemberTable(members),
+        producer=app.maybe_start_producer,
+        config=ProcessorConfig(
+            topics=Topics(
+                repartition=settings.repartition_topic,
+                output=settings.output_topic,
+                dlq=settings.dlq_topic,
+                app_id=settings.app_id,
+            ),
+            partitions=settings.partitions,
+            horizon_days=settings.horizon_days,
+            member_state_max_bytes=settings.member_state_max_bytes,
+            member_cache=settings.member_cache,
+            # Under exactly_once a transaction can abort (a rebalance, a stop) after its state
+            # was stored locally: records replayed then publish their decisions again, in the
+            # new one.
+            republish_replays=settings.processing_guarantee == "exactly_once",
         ),
-        app.maybe_start_producer,
-        settings.partitions,
-        settings.horizon_days,
-        settings.member_state_max_bytes,
-        settings.member_cache,
         observer=telemetry,
-        # Under exactly_once a transaction can abort (a rebalance, a stop) after its state was
-        # stored locally: records replayed then publish their decisions again, in the new one.
-        republish_replays=settings.processing_guarantee == "exactly_once",
     )
 
     # Both topics' records reach the decide task a fetch at a time, not through Faust's

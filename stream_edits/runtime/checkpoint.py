@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.runtime.delivery import LastOffsets, Message, Sent, send
-from stream_edits.runtime.state.cache import MemberWrite
+from stream_edits.runtime.state.record import MemberWrite
 
 
 class CheckpointError(Exception):
@@ -207,7 +207,9 @@ class Checkpoints:
                 sources: list[TP] = []  # a member's record belongs to the partition of its lines
                 if changelog is not None:
                     writes = checkpoint.writes
-                    messages = [(changelog, w.key, w.value, w.partition, None) for w in writes]
+                    messages = [
+                        Message(changelog, w.key, w.value, w.partition, None) for w in writes
+                    ]
                     sources = [TP(changelog, w.partition) for w in writes]
                 sent_at = time.monotonic()
                 state_sent = await self._send(messages, sources)

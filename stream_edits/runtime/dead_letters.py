@@ -66,4 +66,4 @@ def dead_letter_message(
 ) -> Message:
     """The dead letter of a refused record, on the partition it was read from."""
     headers = dead_letter_headers(source, timestamp, rejection, app_id)
-    return (dlq, key, value, source.partition, headers)
+    return Message(dlq, key, value, source.partition, headers)

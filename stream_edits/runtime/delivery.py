@@ -11,15 +11,28 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.runtime.faust_compat import batch_producer, is_transaction_manager, transaction_of
 
-# topic, key, value, partition, headers
-Message = tuple[str, bytes | None, bytes | None, int, list[tuple[str, bytes]] | None]
+
+class Message(NamedTuple):
+    """A message to send: a decision, a dead letter, a forwarded record or a changelog write.
+
+    A NamedTuple: read by name as fast as a tuple by index; built in about 0.25 µs more than a
+    plain tuple (about 1% of a batch's CPU, see docs/architecture.md).
+    """
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    headers: list[tuple[str, bytes]] | None
+
+
 LastOffsets = dict[tuple[str, int], int]  # (topic, partition) → offset of the last message
 
 
@@ -78,8 +91,10 @@ async def _send(
     assert not isinstance(producer, AIOKafkaProducer)  # batch_producer takes those
     sent = Sent()
     if not is_transaction_manager(producer):  # another transport's producer: Faust's send
-        for topic, key, value, partition, headers in messages:
-            future = await producer.send(topic, key, value, partition, None, headers)
+        for message in messages:
+            future = await producer.send(
+                message.topic, message.key, message.value, message.partition, None, message.headers
+            )
             sent.futures.append((asyncio.ensure_future(future), 1))
         return sent
     assert sources is not None and len(sources) == len(messages), "a source per message"
@@ -98,12 +113,13 @@ async def _send_batched(producer: AIOKafkaProducer, messages: Sequence[Message])
     future, callback or metadata wait."""
     groups: dict[tuple[str, int], list[Message]] = {}
     for message in messages:
-        groups.setdefault((message[0], message[3]), []).append(message)
+        groups.setdefault((message.topic, message.partition), []).append(message)
     sent = Sent()
     for (topic, partition), group in groups.items():
         builder = producer.create_batch()
         count = 0
-        for _, key, value, _, headers in group:
+        for message in group:
+            key, value, headers = message.key, message.value, message.headers
             # A batch takes its first record whatever its size; later ones while they fit.
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 future = await producer.send_batch(builder, topic, partition=partition)

@@ -32,8 +32,9 @@ from stream_edits.runtime.dead_letters import dead_letter_message
 from stream_edits.runtime.delivery import Message
 from stream_edits.runtime.inbox import InputRecord
 from stream_edits.runtime.placement import Origin, origin_headers, origin_of, owner_function
-from stream_edits.runtime.state.cache import MemberCache, MemberTable
+from stream_edits.runtime.state.cache import MemberCache
 from stream_edits.runtime.state.expiry import ExpiryIndex
+from stream_edits.runtime.state.tables import MemberTable
 
 log = logging.getLogger(__name__)
 
@@ -101,34 +102,45 @@ class Stats:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProcessorConfig:
+    """How a processor runs: what it reads and writes, its partitions, its state limits, and how a
+    replay or exactly_once changes what it publishes."""
+
+    topics: Topics
+    partitions: int  # of every co-partitioned topic: the input, the repartition, the changelog
+    horizon_days: int  # claim entries and days idle longer than this (in stream time) expire
+    member_state_max_bytes: int  # a line that would take its member's record past it: refused
+    member_cache: int = 0  # member records kept decoded between batches, beyond those in flight
+    # False applies every line where it is read (a replay, which owns every partition's state).
+    forward: bool = True
+    # Partition → offset: records before it are decided without publishing what they cause (a
+    # replay rebuilding state before its window). None publishes everything.
+    publish_from: Mapping[int, int] | None = None
+    # exactly_once: publish again what a replayed record published (an aborted transaction takes
+    # its outputs back while the local store keeps its state).
+    republish_replays: bool = False
+
+
 class Processor:
     """Runs batches of `claim-lines` (and repartition) records through the per-line rule."""
 
     def __init__(
         self,
+        *,
         rules: RuleSet,
         members: MemberTable,
-        topics: Topics,
         producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
-        partitions: int,
-        horizon_days: int,
-        member_state_max_bytes: int,
-        member_cache: int = 0,
-        forward: bool = True,
-        publish_from: Mapping[int, int] | None = None,
+        config: ProcessorConfig,
         observer: BatchObserver | None = None,
-        republish_replays: bool = False,
     ) -> None:
-        """`forward` False applies every line where it is read (a replay, which owns every
-        partition's state); `publish_from` (partition → offset) decides records before those
-        offsets without publishing what they cause (a replay rebuilding state before its
-        window). `observer` measures batches, deliveries and checkpoints. `republish_replays`
-        (exactly_once) publishes again what a replayed record published: an aborted transaction
-        takes its outputs back while the local store keeps its state."""
-        self.owner = owner_function(partitions)
-        self.members = MemberCache(members, self.owner, member_cache)
+        """`members` holds the member records, `producer` gives the producer every send goes
+        through; `observer` measures batches, deliveries and checkpoints."""
+        self.config = config
+        self.owner = owner_function(config.partitions)
+        self.members = MemberCache(members, self.owner, config.member_cache)
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
-        self.topics = topics
+        self.topics = config.topics
         self.observer: BatchObserver = observer or _NoBatchObserver()
         self.checkpoints = Checkpoints(producer, self.members, self.observer)
         # Messages of the batch in the making: sent together at its end, straight to the
@@ -140,11 +152,6 @@ class Processor:
         self._sources: list[TP] = []
         self._decided_at = ""  # when the batch in the making started: its decisions' time
         self._timestamps: list[int] = []  # of the batch's records that published decisions
-        self.horizon_days = horizon_days
-        self.member_state_max_bytes = member_state_max_bytes
-        self.forward = forward
-        self.publish_from = publish_from
-        self.republish_replays = republish_replays
         self._muted = False  # the record being processed publishes nothing (before the window)
         self.stats = Stats()
         self.expiry = ExpiryIndex()
@@ -153,7 +160,7 @@ class Processor:
         # The names member records keep applied offsets under: "i3" for input partition 3, "r3"
         # for the repartition topic's (indexed [from the repartition topic][partition]).
         self._consumed_names = tuple(
-            tuple(f"{prefix}{p}" for p in range(partitions)) for prefix in ("i", "r")
+            tuple(f"{prefix}{p}" for p in range(config.partitions)) for prefix in ("i", "r")
         )
 
     async def process_batch(
@@ -206,15 +213,16 @@ class Processor:
         return await self.checkpoints.settle()
 
     def _process(self, record: InputRecord) -> None:
+        config = self.config
         self.stats.events += 1
-        if self.publish_from is not None:
-            self._muted = record.offset < self.publish_from.get(record.partition, 0)
+        if config.publish_from is not None:
+            self._muted = record.offset < config.publish_from.get(record.partition, 0)
         parsed = decode_claim_line(record.value or b"")
         if isinstance(parsed, Rejection):
             self.dead_letter(record, parsed)
             return
         owner = self.owner(parsed.member_id)
-        if owner != record.partition and self.forward:
+        if owner != record.partition and config.forward:
             self._forward(record, parsed.member_id, owner)
             return
         self._advance_clock(owner, parsed)
@@ -229,25 +237,25 @@ class Processor:
         # A member near the state limit is snapshotted first, so a line that would take its
         # record past the limit can be undone and dead-lettered instead of stopping the stream.
         # A smaller one cannot pass the limit with one line (a line adds a bounded size).
-        snapshot = state.to_bytes() if state.size > self.member_state_max_bytes // 4 else None
+        limit = config.member_state_max_bytes
+        snapshot = state.to_bytes() if state.size > limit // 4 else None
         # Never lowered: a replayed record must not make the records after it look new.
         state.applied[consumed] = max(record.offset, applied)
         self.members.mark(parsed.member_id)
         result = decide_line(self.engine, parsed)
-        if snapshot is not None and len(state.to_bytes()) > self.member_state_max_bytes:
+        if snapshot is not None and len(state.to_bytes()) > limit:
             self.members.restore(parsed.member_id, snapshot).applied[consumed] = max(
                 record.offset, applied
             )
-            limit = self.member_state_max_bytes
             reason = f"the member's stored state would pass {limit} bytes"
-            if not replayed or self.republish_replays:
+            if not replayed or config.republish_replays:
                 self.dead_letter(
                     record, Rejection(reason=reason, code=RejectCode.MEMBER_STATE_TOO_LARGE)
                 )
             return
         if replayed and (result.duplicate or result.rejection is not None):
             self.stats.replayed += 1
-            if not self.republish_replays:
+            if not config.republish_replays:
                 return
         if result.rejection is not None:
             self.stats.conflicts += 1
@@ -257,14 +265,14 @@ class Processor:
             self.stats.redeliveries += 1
         self._publish(record, parsed, result.decisions, owner)
         notice = result.notice()
-        if notice is not None and (not replayed or self.republish_replays):
+        if notice is not None and (not replayed or config.republish_replays):
             self.dead_letter(record, notice)
 
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
         with headers naming where it was first read."""
         headers = origin_headers(self._origin(record))
-        message = (self.topics.repartition, member_id.encode(), record.value, owner, headers)
+        message = Message(self.topics.repartition, member_id.encode(), record.value, owner, headers)
         self._outbox.append(message)
         self._sources.append(TP(record.topic, record.partition))
         self.stats.forwarded += 1
@@ -308,7 +316,7 @@ class Processor:
             # The member's partition: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            self._outbox.append((self.topics.output, key, orjson.dumps(value), owner, None))
+            self._outbox.append(Message(self.topics.output, key, orjson.dumps(value), owner, None))
             self._sources.append(consumed)
         self.stats.decisions += len(decisions)
 
@@ -359,7 +367,7 @@ class Processor:
         boundary = today - today % SWEEP_EVERY_DAYS
         if boundary > self._swept.get(partition, 0):
             self._swept[partition] = boundary
-            self._sweep(partition, boundary - self.horizon_days)
+            self._sweep(partition, boundary - self.config.horizon_days)
 
     def _sweep(self, partition: int, cutoff: int) -> None:
         """Drop this partition's claim entries and days last touched before `cutoff`.

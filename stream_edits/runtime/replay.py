@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,15 +42,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-from rocksdict import Rdict
 
 from stream_edits.kafka.admin import TopicsError, create_topics, require_topic
 from stream_edits.kafka.errors import AccessDenied, explain, quiet_bootstrap_errors
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.log_safety import configure_logging
 from stream_edits.rules.loader import RulesError, load_rules
-from stream_edits.runtime.processor import Processor, Topics
-from stream_edits.runtime.state.cache import is_member_key
+from stream_edits.runtime.processor import Processor, ProcessorConfig, Topics
+from stream_edits.runtime.state.tables import LocalMemberTable
 from stream_edits.settings import Settings, default_home
 
 POLL_MS = 500
@@ -90,42 +89,6 @@ class FileRecord:
     key: bytes | None = None
     timestamp: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
-
-
-class LocalMemberTable:
-    """A replay's member records: one RocksDB database of its own, no changelog (a replay is
-    one run: it never restores)."""
-
-    changelog_topic: str | None = None
-
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(path))
-
-    def get(self, partition: int, key: bytes) -> bytes | None:
-        value: bytes | None = self.db.get(key)
-        return value
-
-    def stored_keys(self) -> Iterator[bytes]:
-        keys: Iterator[bytes] = (
-            cast(bytes, key)
-            for key in self.db.keys()  # noqa: SIM118
-            if is_member_key(cast(bytes, key))  # not a claim index key
-        )
-        return keys
-
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.db.delete(key)
-        else:
-            self.db[key] = value
-
-    def persisted(self, partition: int, offset: int) -> None:
-        return None
-
-    def close(self) -> None:
-        """Flush and close the database."""
-        self.db.close()
 
 
 @dataclass
@@ -260,15 +223,22 @@ class Replay:
             return self.producer
 
         return Processor(
-            self.rules,
-            self.table,
-            Topics("", s.output_topic, s.dlq_topic, f"replay-{self.state_dir.name}"),
-            producer,
-            partitions,
-            s.horizon_days,
-            s.member_state_max_bytes,
-            forward=False,
-            publish_from=publish_from,
+            rules=self.rules,
+            members=self.table,
+            producer=producer,
+            config=ProcessorConfig(
+                topics=Topics(
+                    repartition="",  # never written: every line is applied where it is read
+                    output=s.output_topic,
+                    dlq=s.dlq_topic,
+                    app_id=f"replay-{self.state_dir.name}",
+                ),
+                partitions=partitions,
+                horizon_days=s.horizon_days,
+                member_state_max_bytes=s.member_state_max_bytes,
+                forward=False,
+                publish_from=publish_from,
+            ),
         )
 
     async def from_topic(

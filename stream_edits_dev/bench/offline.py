@@ -18,7 +18,7 @@ from stream_edits.engine.line import decide_line
 from stream_edits.jobs.check import final_decisions
 from stream_edits.models import Rejection
 from stream_edits.rules.tables import RuleSet
-from stream_edits.runtime.state.cache import MemberRecord
+from stream_edits.runtime.state.record import MemberRecord
 
 
 @dataclass(frozen=True)

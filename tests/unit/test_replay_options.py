@@ -9,7 +9,6 @@ import pytest
 
 from stream_edits.cli import build_parser
 from stream_edits.runtime.replay import (
-    LocalMemberTable,
     Plan,
     ReplayError,
     Summary,
@@ -18,6 +17,7 @@ from stream_edits.runtime.replay import (
     parse_time,
     run,
 )
+from stream_edits.runtime.state.tables import LocalMemberTable
 from stream_edits.settings import Settings
 
 

@@ -30,14 +30,13 @@ Either look-up answers on any worker of the group:
   done here rather than through it because `route_req` forwards a forwarded request again
   (two workers with different views of an assignment in flux would bounce it between them),
   drops the answer's headers and raises on a worker that does not answer.
-- /lines/: a claim id is not the partition key, so the members table keeps a claim index, one
-  key per (claim, member) in the member's partition (runtime/state/cache.py: written with the
-  member's
-  record in the same changelog batch, so recovered with the table; deleted when the claim entry
-  expires). A worker prefix-scans the index in each partition it holds and asks every other
-  worker of the metadata at once, with the forwarded header, which makes them answer from
-  their own partitions only (no further fan-out), and combines the answers: one line → 200,
-  several (members sharing a claim id) → 409, none → 404, or 503 when a worker did not answer.
+- /lines/: a claim id is not the partition key, so the members table keeps a claim index, one key
+  per (claim, member) in the member's partition (runtime/state/claim_index.py: written with the
+  member's record in the same changelog batch, so recovered with the table; deleted when the claim
+  entry expires). A worker prefix-scans the index in each partition it holds and asks every other
+  worker of the metadata at once, with the forwarded header, which makes them answer from their own
+  partitions only (no further fan-out), and combines the answers: one line → 200, several (members
+  sharing a claim id) → 409, none → 404, or 503 when a worker did not answer.
   It asks the others even when it found the line itself, so every worker gives the same answer.
 
 A worker advertises its canonical URL in the group's assignment: STREAM_EDITS_WEB_URL when set,
@@ -66,11 +65,8 @@ from yarl import URL
 
 from stream_edits.rules.tables import RuleSet
 from stream_edits.runtime.placement import owner_function
-from stream_edits.runtime.state.cache import (
-    FaustMemberTable,
-    claim_index_prefix,
-    indexed_member,
-)
+from stream_edits.runtime.state.claim_index import claim_index_prefix, indexed_member
+from stream_edits.runtime.state.tables import FaustMemberTable
 from stream_edits.runtime.web.auth import BearerGuard
 from stream_edits.runtime.web.member_view import Decision, MemberView, decision_json
 from stream_edits.settings import Settings

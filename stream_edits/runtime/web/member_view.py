@@ -17,7 +17,7 @@ import orjson
 from stream_edits.engine import ClaimEntry, DayState, EditEngine, LineDecision
 from stream_edits.engine.core import _stub_decision
 from stream_edits.rules.tables import RuleSet
-from stream_edits.runtime.state.cache import MemberRecord
+from stream_edits.runtime.state.record import MemberRecord
 
 Decision = dict[str, Any]
 

@@ -10,8 +10,9 @@ from typing import Any
 from faust.types.tuples import TP, RecordMetadata
 
 from stream_edits.rules.loader import load_rules
-from stream_edits.runtime.processor import BatchObserver, Processor, Topics
-from stream_edits.runtime.state.cache import is_member_key
+from stream_edits.runtime.delivery import Message
+from stream_edits.runtime.processor import BatchObserver, Processor, ProcessorConfig, Topics
+from stream_edits.runtime.state.claim_index import is_member_key
 
 
 @dataclass
@@ -43,7 +44,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-        self.sent_to: list[tuple[str, int, list[tuple[str, bytes]] | None]] = []
+        self.messages: list[Message] = []  # every send, as the processor made it
         self.failing_topic: str | None = None
         self.hold = False
         self._held: list[tuple[asyncio.Future[Any], RecordMetadata]] = []
@@ -57,7 +58,7 @@ class FakeProducer:
             return future
         offset = self.offsets[topic, partition] = self.offsets.get((topic, partition), -1) + 1
         self.sent.append((topic, key, value))
-        self.sent_to.append((topic, partition, headers))
+        self.messages.append(Message(topic, key, value, partition, headers))
         metadata = RecordMetadata(topic, partition, TP(topic, partition), offset, 0, 0)
         if self.hold:
             self._held.append((future, metadata))
@@ -116,13 +117,15 @@ def fake_processor(
         return producer
 
     return Processor(
-        load_rules(),
-        table,
-        TOPICS,
-        get_producer,  # type: ignore[arg-type]
-        partitions,
-        horizon_days,
-        member_state_max_bytes,
+        rules=load_rules(),
+        members=table,
+        producer=get_producer,  # type: ignore[arg-type]
+        config=ProcessorConfig(
+            topics=TOPICS,
+            partitions=partitions,
+            horizon_days=horizon_days,
+            member_state_max_bytes=member_state_max_bytes,
+            republish_replays=republish_replays,
+        ),
         observer=observer,
-        republish_replays=republish_replays,
     )

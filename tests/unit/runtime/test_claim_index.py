@@ -16,15 +16,14 @@ from faust.types import TP, TableT
 
 from stream_edits.runtime.placement import owner_function
 from stream_edits.runtime.processor import Processor
-from stream_edits.runtime.replay import LocalMemberTable
-from stream_edits.runtime.state.cache import (
+from stream_edits.runtime.state.claim_index import (
     INDEX_VALUE,
-    FaustMemberTable,
     claim_index_key,
     claim_index_prefix,
     indexed_member,
     is_member_key,
 )
+from stream_edits.runtime.state.tables import FaustMemberTable, LocalMemberTable
 from tests.factories import T0, line
 from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 
@@ -55,9 +54,7 @@ def _claims(table: DictTable) -> set[tuple[str, str]]:
 
 def _changelog(producer: FakeProducer) -> list[tuple[int, bytes | None, bytes | None]]:
     return [
-        (to[1], key, value)
-        for (topic, key, value), to in zip(producer.sent, producer.sent_to, strict=True)
-        if topic == "members-changelog"
+        (m.partition, m.key, m.value) for m in producer.messages if m.topic == "members-changelog"
     ]
 
 
@@ -99,11 +96,11 @@ async def test_a_claim_is_indexed_on_first_sight_with_its_members_record() -> No
     ]
     assert _index(table) == _claims(table) == {("C1", member), ("C2", member)}
     # Another line of a known claim: the record is written again, the index key is not.
-    producer.sent.clear(), producer.sent_to.clear()
+    producer.sent.clear(), producer.messages.clear()
     await _run(processor, [_record(3, line("C1", 3, "64462", member_id=member), partition=2)])
     assert [key for _, key, _ in _changelog(producer)] == [member.encode()]
     # A redelivery neither.
-    producer.sent.clear(), producer.sent_to.clear()
+    producer.sent.clear(), producer.messages.clear()
     await _run(processor, [_record(4, line("C1", 3, "64462", member_id=member), partition=2)])
     assert [key for _, key, _ in _changelog(producer)] == [member.encode()]
 

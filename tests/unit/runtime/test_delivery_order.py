@@ -15,7 +15,7 @@ from stream_edits.runtime.checkpoint import (
     StateNotDelivered,
 )
 from stream_edits.runtime.processor import Processor
-from stream_edits.runtime.state.cache import claim_index_key
+from stream_edits.runtime.state.claim_index import claim_index_key
 from tests.factories import line
 from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor
 

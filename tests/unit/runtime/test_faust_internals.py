@@ -1,6 +1,6 @@
 """The Faust and aiokafka internals `runtime/transport.py`, `runtime/faust_compat.py`,
-`runtime/state/cache.py`, `runtime/delivery.py` and `runtime/state/healing.py` override or call (the
-latter's older grafts are pinned in test_state_healing.py): each must still exist with the
+`runtime/state/tables.py`, `runtime/delivery.py` and `runtime/state/healing.py` override or call
+(the latter's older grafts are pinned in test_state_healing.py): each must still exist with the
 parameters the project relies on. A failure names the method; re-test the graft against the new
 version before changing the expectation (and the pins in pyproject.toml)."""
 
@@ -33,7 +33,7 @@ GRAFTS = [
     # faust_compat.py: the RocksDB partition databases and the producer behind Faust's
     (RocksDBStore, "_db_for_partition", ["partition"]),
     (faust_aiokafka.Producer, "_ensure_producer", []),
-    # cache.py: persisted changelog offsets, as Faust writes them after a changelog send
+    # state/tables.py: persisted changelog offsets, as Faust writes them after a changelog send
     (RocksDBStore, "set_persisted_offset", ["tp", "offset"]),
     (TableManager, "persist_offset_on_commit", ["store", "tp", "offset"]),
     # state_healing.py: the restore's end from the broker, offsets persisted on commit

@@ -11,7 +11,7 @@ import orjson
 
 from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.processor import Processor
-from stream_edits.runtime.state.cache import is_member_key
+from stream_edits.runtime.state.claim_index import is_member_key
 from stream_edits.runtime.web.member_view import MemberView, decision_json
 from tests.factories import DOS, NPI_B, line
 from tests.unit.runtime.fakes import DictTable, FakeProducer, FakeRecord, fake_processor

@@ -36,11 +36,7 @@ def _raw(claim_id: str, code: str, member_id: str, **extra: object) -> bytes:
 
 
 def _sent(producer: FakeProducer, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
-    return [
-        (to[1], key, value)
-        for (name, key, value), to in zip(producer.sent, producer.sent_to, strict=True)
-        if name == topic
-    ]
+    return [(m.partition, m.key, m.value) for m in producer.messages if m.topic == topic]
 
 
 async def _run(processor: object, records: list[FakeRecord], tp: TP) -> dict[TP, int]:
@@ -67,7 +63,7 @@ async def test_a_line_off_its_members_partition_is_forwarded_unchanged_with_its_
     assert await _run(processor, [record], TP("claim-lines", 0)) == {TP("claim-lines", 0): 42}
     forwards = _sent(producer, TOPICS.repartition)
     assert [(p, k, v) for p, k, v in forwards] == [(2, member.encode(), raw)]
-    headers = dict(producer.sent_to[0][2] or [])
+    headers = dict(producer.messages[0].headers or [])
     assert headers[SOURCE_TOPIC] == b"claim-lines"
     assert (headers[SOURCE_PARTITION], headers[SOURCE_OFFSET]) == (b"0", b"41")
     assert not _sent(producer, "claim-edits") and table.data == {}  # decided at the owner
@@ -115,7 +111,7 @@ async def test_applied_offsets_are_kept_per_consumed_partition_never_compared_ac
     assert orjson.loads(table.data[member.encode()])["o"] == {"i0": 900, "r0": 3}
     # Replaying either record after a crash is recognised as applied: nothing is re-sent.
     producer.sent.clear()
-    producer.sent_to.clear()
+    producer.messages.clear()
     await _run(processor, [direct], TP("claim-lines", 0))
     await _run(processor, [forwarded], TP(TOPICS.repartition, 0))
     assert processor.stats.replayed == 2 and not _sent(producer, "claim-edits")
@@ -135,11 +131,11 @@ async def test_a_refused_record_is_dead_lettered_with_its_own_bytes_and_its_cont
     assert await _run(processor, [record], TP("claim-lines", 2)) == {TP("claim-lines", 2): 13}
     ((partition, sent_key, sent_value),) = _sent(producer, TOPICS.dlq)
     assert (partition, sent_key, sent_value) == (2, key, value)  # null stays null
-    context = DeadLetterHeaders.from_headers(producer.sent_to[0][2] or [])
+    context = DeadLetterHeaders.from_headers(producer.messages[0].headers or [])
     assert (context.topic, context.partition, context.offset) == ("claim-lines", 2, 12)
     assert context.reason is RejectCode.INVALID_LINE and context.stage == "VALUE_CONVERTER"
     assert context.timestamp == 1_700_000_000_000 and context.connector == "app"
-    assert sum(len(k) + len(v) for k, v in producer.sent_to[0][2] or []) < 4096
+    assert sum(len(k) + len(v) for k, v in producer.messages[0].headers or []) < 4096
 
 
 async def test_a_line_that_would_take_its_members_state_past_the_limit_is_dead_lettered() -> None:
@@ -157,7 +153,9 @@ async def test_a_line_that_would_take_its_members_state_past_the_limit_is_dead_l
     stored = table.data[b"M1"]
     assert len(stored) <= limit
     letters = [
-        DeadLetterHeaders.from_headers(h or []) for t, _, h in producer.sent_to if t == TOPICS.dlq
+        DeadLetterHeaders.from_headers(m.headers or [])
+        for m in producer.messages
+        if m.topic == TOPICS.dlq
     ]
     assert letters and {c.reason for c in letters} == {RejectCode.MEMBER_STATE_TOO_LARGE}
     refused = {c.offset for c in letters}

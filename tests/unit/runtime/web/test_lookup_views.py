@@ -22,7 +22,8 @@ from pydantic import SecretStr
 
 from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.placement import owner_function
-from stream_edits.runtime.state.cache import INDEX_SEPARATOR, FaustMemberTable, is_member_key
+from stream_edits.runtime.state.claim_index import INDEX_SEPARATOR, is_member_key
+from stream_edits.runtime.state.tables import FaustMemberTable
 from stream_edits.runtime.web.lookups import FORWARDED, add_lookups
 from stream_edits.settings import Settings
 from tests.factories import DOS, line
