@@ -130,14 +130,10 @@ def acls(settings: Settings, request: AclRequest) -> int:
     from stream_edits.kafka import acls
     from stream_edits_dev.broker import security
 
-    def action() -> int:
-        admin = None if request.dry_run else security.admin_settings(settings)
-        return acls.acls_command(settings, request, admin)
-
     return reported(
         "kafka acls",
         settings,
-        action,
+        lambda: acls.acls_command(settings, request, lambda: security.admin_settings(settings)),
         codes=EXIT_CODES,
         kafka_settings=lambda: security.admin_settings(settings),
     )

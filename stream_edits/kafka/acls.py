@@ -12,7 +12,7 @@ it needs Describe too (Write or Read give it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -233,10 +233,11 @@ class AclRequest:
     dry_run: bool = False
 
 
-def acls_command(settings: Settings, request: AclRequest, admin: Settings | None) -> int:
-    """`stream-edits kafka acls`: create as `admin` (or with `dry_run` only print) a role's
-    bindings for a principal; topic names and app id from `settings`; exit 0. AclError or Kafka's
-    errors as they are (the command line words them)."""
+def acls_command(settings: Settings, request: AclRequest, admin: Callable[[], Settings]) -> int:
+    """`stream-edits kafka acls`: create (or with `dry_run` only print) a role's bindings for a
+    principal, topic names and app id from `settings`, connected as `admin()` (asked only when
+    setting them); exit 0. AclError or Kafka's errors as they are (the command line words
+    them)."""
     from stream_edits.kafka.errors import quiet_bootstrap_errors
 
     principal = check_principal(request.principal)
@@ -248,10 +249,9 @@ def acls_command(settings: Settings, request: AclRequest, admin: Settings | None
         prefixed=request.prefixed,
     )
     if not request.dry_run:
-        if admin is None:
-            raise AclError("creating ACLs needs the admin's settings")
+        connect_as = admin()
         with quiet_bootstrap_errors():
-            asyncio.run(create(admin, principal, bindings))
+            asyncio.run(create(connect_as, principal, bindings))
     verb = "would set" if request.dry_run else "set"
     print(f"{verb} {len(bindings)} ACLs of role {request.role} for {principal}:")
     for line in render(bindings, principal):
