@@ -83,21 +83,24 @@ def compile_rules(settings: Settings, options: CompileOptions) -> int:
     return reported("rules compile", settings, action)
 
 
-def generate_rules(options: GenerateOptions) -> int:
-    """`rules generate`: write the tables; exit 0."""
+def generate_rules(settings: Settings, options: GenerateOptions) -> int:
+    """`rules generate`: write the tables; exit 0, 2 when the directory cannot be written."""
     from stream_edits_dev.bench.cms_tables import Sizes, generate
 
-    sizes = Sizes(mue=options.mue_rows, aoc=options.aoc_rows, ptp=options.ptp_rows)
-    started = time.perf_counter()
-    written = generate(options.directory, seed=options.seed, sizes=sizes)
-    took = time.perf_counter() - started
-    print(f"wrote {len(written)} files to {options.directory} in {took:.1f} s")
-    return 0
+    def action() -> int:
+        sizes = Sizes(mue=options.mue_rows, aoc=options.aoc_rows, ptp=options.ptp_rows)
+        started = time.perf_counter()
+        written = generate(options.directory, seed=options.seed, sizes=sizes)
+        took = time.perf_counter() - started
+        print(f"wrote {len(written)} files to {options.directory} in {took:.1f} s")
+        return 0
+
+    return reported("rules generate", settings, action)
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     """`rules` from parsed arguments."""
     chosen = options(args)
     if isinstance(chosen, GenerateOptions):
-        return generate_rules(chosen)
+        return generate_rules(settings, chosen)
     return compile_rules(settings, chosen)
