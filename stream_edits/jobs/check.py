@@ -16,7 +16,8 @@ from stream_edits.formats.reader import InputFormat, read_claims, rejection_line
 from stream_edits.formats.result import UnreadableInput
 from stream_edits.gc_pause import gc_paused
 from stream_edits.models import ClaimLineEvent, Rejection
-from stream_edits.rules.loader import RulesError, load_rules
+from stream_edits.refusal import Refused
+from stream_edits.rules.loader import load_rules
 from stream_edits.rules.tables import RuleSet
 from stream_edits.settings import DependentIdentity
 
@@ -78,29 +79,23 @@ def run(
     received_at: str | None = None,
     dependents: DependentIdentity = DependentIdentity.SUBSCRIBER_AND_PATIENT,
 ) -> int:
-    """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit code.
+    """Run the check command: decisions to stdout, rejects to stderr or `rejects`; exit 0.
+    RulesError on bad rules, Refused when `path` cannot be read.
 
     X12 837P and FHIR input is converted first (`formats.reader`, dependents identified as
     `dependents` says); its refused claims are rejects too.
     """
-    try:
-        rules = load_rules(rules_dir)
-    except RulesError as error:
-        print(f"stream-edits check: bad rules: {error}", file=sys.stderr)
-        return 2
+    rules = load_rules(rules_dir)
     if path != "-" and not Path(path).is_file():
-        print(f"stream-edits check: cannot read {path}: no such file", file=sys.stderr)
-        return 2
+        raise Refused(f"cannot read {path}: no such file")
     refused: list[Rejection] = []
     try:
         with read_claims(path, input_format, received_at, dependents) as claims:
             decisions = final_decisions(claims.lines, rules, refused)
     except OSError as error:
-        print(f"stream-edits check: cannot read {path}: {error.strerror}", file=sys.stderr)
-        return 2
+        raise Refused(f"cannot read {path}: {error.strerror}") from error
     except UnreadableInput as error:
-        print(f"stream-edits check: cannot read {path}: {error}", file=sys.stderr)
-        return 2
+        raise Refused(f"cannot read {path}: {error}") from error
     out = sys.stdout.buffer
     out.write(b"".join(orjson.dumps(d.to_wire()) + b"\n" for d in decisions))
     out.flush()

@@ -10,13 +10,13 @@ from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from stream_edits.formats.reader import InputFormat, read_claims, rejection_lines
 from stream_edits.formats.result import UnreadableInput
-from stream_edits.kafka.admin import TopicMissingError, require_topic
-from stream_edits.kafka.errors import AccessDenied, explain, quiet_bootstrap_errors
+from stream_edits.kafka.admin import require_topic
+from stream_edits.kafka.errors import quiet_bootstrap_errors
 from stream_edits.kafka.topics import kafka_client_kwargs
+from stream_edits.refusal import Refused
 from stream_edits.settings import Settings
 
 IN_FLIGHT = 1000  # sends awaited together: bounds memory, keeps batches full
@@ -116,16 +116,15 @@ def run(
     X12 837P and FHIR input is converted first (`formats.reader`, dependents identified as
     settings.dependent_identity says): its claims refused whole are
     printed to stderr as JSON lines (as `check` prints rejects) and the others published.
-    Exit 0 when all lines are acknowledged, 1 on a Kafka error, 2 when the file cannot be read.
+    Exit 0 when all lines are acknowledged; Refused when the file cannot be read, Kafka's errors
+    as they are (the command line words them).
     """
     try:
         opened = read_claims(path, input_format, received_at, settings.dependent_identity)
     except OSError as error:
-        print(f"stream-edits produce: cannot read {path}: {error.strerror}", file=sys.stderr)
-        return 2
+        raise Refused(f"cannot read {path}: {error.strerror}") from error
     except UnreadableInput as error:
-        print(f"stream-edits produce: cannot read {path}: {error}", file=sys.stderr)
-        return 2
+        raise Refused(f"cannot read {path}: {error}") from error
     if opened.rejections:
         sys.stderr.buffer.write(rejection_lines(opened.rejections))
         sys.stderr.flush()
@@ -134,11 +133,8 @@ def run(
         try:
             with quiet_bootstrap_errors():
                 published = asyncio.run(publish(settings, claims.lines, bar))
-        except (TopicMissingError, AccessDenied, KafkaError) as error:
+        finally:
             bar.clear()
-            print(f"stream-edits produce: {explain(error, settings)}", file=sys.stderr)
-            return 1
-    bar.clear()
     refused = f"; {len(claims.rejections)} claims refused" if claims.rejections else ""
     print(f"published {published} lines to {settings.input_topic}{refused}", file=sys.stderr)
     return 0

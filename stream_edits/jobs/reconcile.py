@@ -23,14 +23,14 @@ from typing import Any, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from stream_edits.jobs.check import read_lines
 from stream_edits.kafka.admin import TopicMissingError, require_topic
-from stream_edits.kafka.errors import AccessDenied, explain, quiet_bootstrap_errors
+from stream_edits.kafka.errors import quiet_bootstrap_errors
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.models import Decision
+from stream_edits.refusal import Refused
 from stream_edits.settings import Settings
 
 LineKey = tuple[str, int]
@@ -40,7 +40,7 @@ POLL_MS = 1000
 NAMED_UNREADABLE = 5
 
 
-class SourceError(Exception):
+class SourceError(Refused):
     """A source cannot be read: no such file or topic, or an I/O error."""
 
 
@@ -263,25 +263,16 @@ def read_sources(settings: Settings, a: str, b: str) -> tuple[Side, Side]:
     return side(a), side(b)
 
 
-def _fail(message: str) -> int:
-    print(f"stream-edits reconcile: {message}", file=sys.stderr)
-    return 2
-
-
 def run(settings: Settings, a: str, b: str, json_path: Path | None = None, limit: int = 50) -> int:
     """Run `reconcile`: the report to stdout (and `json_path`); exit 0 when A and B agree, 1 when
-    they differ, 2 on a usage error or a source that cannot be read."""
+    they differ. Refused on a usage error or a source that cannot be read, Kafka's errors as they
+    are (the command line words them)."""
     if limit < 0:
-        return _fail(f"--limit must be 0 or more, not {limit}")
+        raise Refused(f"--limit must be 0 or more, not {limit}")
     if a == b == "-":
-        return _fail("only one of A and B can be - (stdin)")
-    try:
-        with quiet_bootstrap_errors():
-            side_a, side_b = read_sources(settings, a, b)
-    except SourceError as error:
-        return _fail(str(error))
-    except (AccessDenied, KafkaError) as error:
-        return _fail(f"kafka: {explain(error, settings)}")
+        raise Refused("only one of A and B can be - (stdin)")
+    with quiet_bootstrap_errors():
+        side_a, side_b = read_sources(settings, a, b)
     for name, side in (("A", side_a), ("B", side_b)):
         if side.unreadable:
             more = ", ..." if side.unreadable > NAMED_UNREADABLE else ""
@@ -298,7 +289,7 @@ def run(settings: Settings, a: str, b: str, json_path: Path | None = None, limit
                 orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
             )
         except OSError as error:
-            return _fail(f"cannot write {json_path}: {error.strerror}")
+            raise Refused(f"cannot write {json_path}: {error.strerror}") from error
     sys.stdout.buffer.write("".join(line + "\n" for line in report.lines(limit)).encode())
     sys.stdout.flush()
     return 1 if report.differences else 0

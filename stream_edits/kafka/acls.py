@@ -12,15 +12,15 @@ it needs Describe too (Write or Read give it).
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AclBinding, AclPermissionType, ResourcePatternType, ResourceType
 
 from stream_edits.kafka import confluent
+from stream_edits.refusal import Refused
 from stream_edits.settings import Settings
 
 Role = Literal["worker", "producer", "reader", "replay", "admin"]
@@ -35,7 +35,7 @@ RESOURCE_TYPES = {
 PATTERN_TYPES = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
 
 
-class AclError(Exception):
+class AclError(Refused):
     """Bindings could not be made; the message says why."""
 
 
@@ -221,36 +221,39 @@ def check_principal(principal: str) -> str:
     return principal
 
 
-def acls_command(settings: Settings, args: Any) -> int:
-    """`stream-edits kafka acls`: create (or with --dry-run only print) a role's bindings for a
-    principal on the local broker, as its admin. Exit 0, or 1 with one line on stderr."""
-    from aiokafka.errors import KafkaError
+@dataclass(frozen=True)
+class AclRequest:
+    """What `stream-edits kafka acls` is asked: a role's bindings for a principal."""
 
-    from stream_edits.kafka.errors import explain, quiet_bootstrap_errors
-    from stream_edits_dev.broker import security
+    role: Role
+    principal: str
+    group: str | None = None
+    output_topic: str | None = None
+    prefixed: bool = False
+    dry_run: bool = False
 
-    try:
-        principal = check_principal(args.principal)
-        bindings = role_bindings(
-            args.role,
-            settings,
-            group=args.group,
-            output_topic=args.output_topic,
-            prefixed=args.prefixed,
-        )
-        if not args.dry_run:
-            admin = security.admin_settings(settings)
-            with quiet_bootstrap_errors():
-                asyncio.run(create(admin, principal, bindings))
-    except (AclError, security.SecurityError) as error:
-        print(f"stream-edits kafka acls: {error}", file=sys.stderr)
-        return 1
-    except (KafkaError, OSError, TimeoutError) as error:
-        message = explain(error, security.admin_settings(settings))
-        print(f"stream-edits kafka acls: {message}", file=sys.stderr)
-        return 1
-    verb = "would set" if args.dry_run else "set"
-    print(f"{verb} {len(bindings)} ACLs of role {args.role} for {principal}:")
+
+def acls_command(settings: Settings, request: AclRequest, admin: Callable[[], Settings]) -> int:
+    """`stream-edits kafka acls`: create (or with `dry_run` only print) a role's bindings for a
+    principal, topic names and app id from `settings`, connected as `admin()` (asked only when
+    setting them); exit 0. AclError or Kafka's errors as they are (the command line words
+    them)."""
+    from stream_edits.kafka.errors import quiet_bootstrap_errors
+
+    principal = check_principal(request.principal)
+    bindings = role_bindings(
+        request.role,
+        settings,
+        group=request.group,
+        output_topic=request.output_topic,
+        prefixed=request.prefixed,
+    )
+    if not request.dry_run:
+        connect_as = admin()
+        with quiet_bootstrap_errors():
+            asyncio.run(create(connect_as, principal, bindings))
+    verb = "would set" if request.dry_run else "set"
+    print(f"{verb} {len(bindings)} ACLs of role {request.role} for {principal}:")
     for line in render(bindings, principal):
         print("  " + line)
     return 0

@@ -30,7 +30,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -43,11 +42,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from stream_edits.kafka.admin import TopicsError, create_topics, require_topic
-from stream_edits.kafka.errors import AccessDenied, explain, quiet_bootstrap_errors
+from stream_edits.kafka.admin import create_topics, require_topic
+from stream_edits.kafka.errors import quiet_bootstrap_errors
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.log_safety import configure_logging
-from stream_edits.rules.loader import RulesError, load_rules
+from stream_edits.refusal import Refused
+from stream_edits.rules.loader import load_rules
 from stream_edits.runtime.processor import Processor, ProcessorConfig, Topics
 from stream_edits.runtime.state.tables import LocalMemberTable
 from stream_edits.settings import Settings, default_home
@@ -55,8 +55,23 @@ from stream_edits.settings import Settings, default_home
 POLL_MS = 500
 
 
-class ReplayError(Exception):
+class ReplayError(Refused):
     """A replay that cannot run as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What a replay is asked: where its decisions go, what it reads and from when to when."""
+
+    output_topic: str
+    source: str | None = None
+    files: tuple[Path, ...] = ()
+    start: str = "earliest"
+    until: str = "end"
+    rules: Path | None = None
+    keep: bool = False
+    json: bool = False
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -399,53 +414,41 @@ def format_summary(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings, args: Any) -> int:
-    """Run the replay command; exit 0 when done, 2 on a usage error, 1 on a Kafka error."""
-    try:
-        with quiet_bootstrap_errors():
-            return _run(settings, args)
-    except ReplayError as error:
-        print(f"stream-edits replay: {error}", file=sys.stderr)
-        return 2
-    except RulesError as error:
-        print(f"stream-edits replay: bad rules: {error}", file=sys.stderr)
-        return 2
-    except (TopicsError, AccessDenied, KafkaError) as error:
-        print(f"stream-edits replay: {explain(error, settings)}", file=sys.stderr)
-        return 1
-
-
-def _run(settings: Settings, args: Any) -> int:
+def run(settings: Settings, options: ReplayOptions) -> int:
+    """Run a replay as `options` ask; exit 0 when done. ReplayError on a usage error, RulesError,
+    and Kafka's errors as they are (the command line words them)."""
     # Refused lines are counted in the summary and kept on <output>-dlq: no line each here.
     configure_logging(quiet={"stream_edits.runtime.processor": logging.ERROR})
-    if args.output_topic in (settings.output_topic, settings.input_topic, settings.dlq_topic):
-        raise ReplayError(f"--output-topic {args.output_topic} is a live topic: name another")
-    if args.source:
-        settings = settings.model_copy(update={"input_topic": args.source})
-    start = parse_start(args.start)
-    until = "end" if args.until == "end" else parse_time(args.until, "--until")
-    if args.file and (start != "earliest" or until != "end"):
+    output = options.output_topic
+    if output in (settings.output_topic, settings.input_topic, settings.dlq_topic):
+        raise ReplayError(f"--output-topic {output} is a live topic: name another")
+    if options.source:
+        settings = settings.model_copy(update={"input_topic": options.source})
+    start = parse_start(options.start)
+    until = "end" if options.until == "end" else parse_time(options.until, "--until")
+    if options.files and (start != "earliest" or until != "end"):
         raise ReplayError("--from and --until apply to topics; an archive is read whole")
-    state_dir = default_home() / "replay" / f"{args.output_topic}-{uuid.uuid4().hex[:8]}"
+    state_dir = default_home() / "replay" / f"{output}-{uuid.uuid4().hex[:8]}"
     replay = Replay(
         settings,
-        args.output_topic,
-        args.rules,
+        output,
+        options.rules,
         state_dir,
-        progress=not args.json and not args.no_progress and sys.stderr.isatty(),
+        progress=not options.json and options.progress and sys.stderr.isatty(),
     )
     try:
-        if args.file:
-            summary = asyncio.run(replay.from_files([Path(f) for f in args.file]))
-        else:
-            summary = asyncio.run(replay.from_topic(start, until))
+        with quiet_bootstrap_errors():
+            if options.files:
+                summary = asyncio.run(replay.from_files(list(options.files)))
+            else:
+                summary = asyncio.run(replay.from_topic(start, until))
     finally:
-        if not args.keep:
+        if not options.keep:
             shutil.rmtree(state_dir, ignore_errors=True)
-    if args.json:
+    if options.json:
         sys.stdout.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(format_summary(summary))
-        if args.keep:
+        if options.keep:
             print(f"local state kept in {state_dir}")
     return 0

@@ -12,7 +12,6 @@ Writes `<out>/bench.json`, `<out>/latency.png` and the pipelines' logs in `<out>
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import socket
@@ -25,6 +24,7 @@ from typing import Any
 
 from stream_edits.jobs.produce import member_key
 from stream_edits.kafka.topics import kafka_client_kwargs
+from stream_edits.refusal import Refused
 from stream_edits.rules.loader import load_rules
 from stream_edits.settings import Settings
 from stream_edits_dev.bench import (
@@ -36,6 +36,7 @@ from stream_edits_dev.bench import (
     report,
     worker_start,
 )
+from stream_edits_dev.bench.options import BenchOptions
 from stream_edits_dev.bench.workload import generate
 
 PIPELINES = ("raw", "faust", "processor", "unkeyed", "two_workers", "baseline")
@@ -98,9 +99,9 @@ def _say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def _parse_env(pairs: list[str] | None) -> dict[str, str]:
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for pair in pairs or []:
+    for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ValueError(f"--processor-env wants NAME=VALUE, got {pair!r}")
@@ -109,7 +110,7 @@ def _parse_env(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _pipeline(
-    name: str, settings: Settings, run_id: str, data_dir: Path, args: argparse.Namespace
+    name: str, settings: Settings, run_id: str, data_dir: Path, options: BenchOptions
 ) -> measure.Pipeline:
     source, sink = f"{run_id}-{name}-in", f"{run_id}-{name}-out"
     module = [sys.executable, "-m", "stream_edits_dev.bench.pipelines"]
@@ -133,16 +134,16 @@ def _pipeline(
             "dlq_topic": f"{run_id}-{name}-dlq",
             "app_id": app_id,
             "data_dir": data_dir / name,
-            "store": args.store or settings.store,
+            "store": options.store or settings.store,
             "web_port": _free_port(),
         }
     )
     for field in ("bootstrap_servers", "partitions", "input_topic", "output_topic", "dlq_topic",
                   "app_id", "data_dir", "store", "web_port"):  # fmt: skip
         env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
-    env.update(_parse_env(args.processor_env))
-    if name == "baseline":  # the same processor pipeline, its code from another tree
-        env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
+    env.update(_parse_env(options.processor_env))
+    if name == "baseline" and options.baseline_src is not None:  # its code from another tree
+        env["PYTHONPATH"] = str(options.baseline_src.resolve())
     command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
     worker_envs: tuple[dict[str, str], ...] = ()
     web_ports: tuple[int, ...] = (processor_settings.web_port,)
@@ -171,8 +172,8 @@ def _pipeline(
     )
 
 
-def _profiled(args: argparse.Namespace) -> set[str]:
-    return {p.strip() for p in (args.profile or "").split(",") if p.strip()}
+def _profiled(options: BenchOptions) -> set[str]:
+    return {p.strip() for p in (options.profile or "").split(",") if p.strip()}
 
 
 def _throughput(results: dict[str, Any], name: str) -> float | None:
@@ -185,30 +186,30 @@ def _throughput(results: dict[str, Any], name: str) -> float | None:
 
 async def _measure_all(
     settings: Settings,
-    args: argparse.Namespace,
+    options: BenchOptions,
     names: list[str],
     workload: measure.Workload,
     out: Path,
 ) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
     run_id = f"bench-{uuid.uuid4().hex[:10]}"
-    profiled = _profiled(args)
+    profiled = _profiled(options)
     results: dict[str, Any] = {}
     samples: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="stream-edits-bench-") as tmp:
         for name in names:
-            pipeline = _pipeline(name, settings, run_id, Path(tmp), args)
-            options = measure.Options(
+            pipeline = _pipeline(name, settings, run_id, Path(tmp), options)
+            run_options = measure.Options(
                 partitions=settings.partitions,
-                drain_timeout_s=60 + args.lines / 1000,
-                settle_timeout_s=max(10.0, 2 * args.latency_seconds),
+                drain_timeout_s=60 + options.lines / 1000,
+                settle_timeout_s=max(10.0, 2 * options.latency_seconds),
                 log_dir=out / "logs",
-                quiet_s=args.quiet_seconds,
+                quiet_s=options.quiet_seconds,
                 profile=name in profiled,
-                keep_topics=args.keep_topics,
+                keep_topics=options.keep_topics,
             )
-            _say(f"{pipeline.label}: backlog of {args.lines:,} lines, then paced runs")
+            _say(f"{pipeline.label}: backlog of {options.lines:,} lines, then paced runs")
             try:
-                result = await measure.Run(settings, pipeline, workload, options).measure()
+                result = await measure.Run(settings, pipeline, workload, run_options).measure()
             except measure.BenchError as error:
                 _say(f"{name} failed: {error}")
                 results[name] = {"label": pipeline.label, "error": str(error)}
@@ -219,50 +220,50 @@ async def _measure_all(
     return results, samples
 
 
-def _arguments_error(args: argparse.Namespace) -> str | None:
+def _arguments_error(options: BenchOptions) -> str | None:
     """What is wrong with the bench arguments, or None."""
     try:
-        rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
-        _parse_env(args.processor_env)
+        rates = [int(r) for r in str(options.rates).split(",") if r.strip()]
+        _parse_env(options.processor_env)
     except ValueError as error:
         return str(error)
-    names = _names(args)
-    if args.baseline_src is None and "baseline" in names:
+    names = _names(options)
+    if options.baseline_src is None and "baseline" in names:
         return "the baseline pipeline needs --baseline-src"
-    if args.baseline_src is not None and not (args.baseline_src / "stream_edits").is_dir():
-        return f"--baseline-src {args.baseline_src}: no stream_edits package there"
-    if not rates or any(r <= 0 for r in rates) or args.lines < 1 or args.latency_seconds <= 0:
+    if options.baseline_src is not None and not (options.baseline_src / "stream_edits").is_dir():
+        return f"--baseline-src {options.baseline_src}: no stream_edits package there"
+    if not rates or any(r <= 0 for r in rates) or options.lines < 1 or options.latency_seconds <= 0:
         return "--lines, --rates and --latency-seconds must be positive"
     if not names or any(n not in PIPELINES for n in names):
         return f"--pipelines takes names from {','.join(PIPELINES)}"
     return None
 
 
-def _names(args: argparse.Namespace) -> list[str]:
+def _names(options: BenchOptions) -> list[str]:
     """The pipelines to run, the baseline beside the processor when --baseline-src is given."""
-    names = [n.strip() for n in str(args.pipelines).split(",") if n.strip()]
-    if args.baseline_src is not None and "baseline" not in names:
+    names = [n.strip() for n in str(options.pipelines).split(",") if n.strip()]
+    if options.baseline_src is not None and "baseline" not in names:
         names.insert(names.index("processor") if "processor" in names else len(names), "baseline")
     return names
 
 
 def _workload(
-    settings: Settings, args: argparse.Namespace, rates: list[int]
+    settings: Settings, options: BenchOptions, rates: list[int]
 ) -> tuple[measure.Workload, offline.CheckResult, offline.StateSize]:
     """The lines (backlog, then one slice per rate), and the offline measurements over them."""
-    phases, start = [], args.lines
+    phases, start = [], options.lines
     for rate in rates:
-        count = max(1, round(rate * args.latency_seconds))
+        count = max(1, round(rate * options.latency_seconds))
         phases.append(measure.Phase(rate, start, count))
         start += count
-    _say(f"generating {start:,} lines (seed {args.seed})")
-    lines = generate(start, seed=args.seed)
+    _say(f"generating {start:,} lines (seed {options.seed})")
+    lines = generate(start, seed=options.seed)
     keys = [member_key(line) for line in lines]
     rules = load_rules(settings.rules_dir, settings.rules_cache_dir)
     _say("offline: check throughput and state size")
-    check = offline.time_check(lines[: args.lines], rules)
-    answered, state = offline.simulate(lines, rules, args.lines)
-    return measure.Workload(lines, keys, args.lines, phases, answered), check, state
+    check = offline.time_check(lines[: options.lines], rules)
+    answered, state = offline.simulate(lines, rules, options.lines)
+    return measure.Workload(lines, keys, options.lines, phases, answered), check, state
 
 
 def _targets(results: dict[str, Any], ratios: dict[str, float | None]) -> dict[str, Any]:
@@ -279,17 +280,17 @@ def _targets(results: dict[str, Any], ratios: dict[str, float | None]) -> dict[s
     }
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the bench; print the table; write bench.json and latency.png. Exit code."""
+def run(settings: Settings, options: BenchOptions) -> int:
+    """Run the bench; print the table; write bench.json and latency.png. Exit 0, 1 when no broker
+    answers; Refused when the options do not fit together."""
     from stream_edits_dev.broker.local import broker_answers
 
     started = time.perf_counter()
-    problem = _arguments_error(args)
+    problem = _arguments_error(options)
     if problem is not None:
-        print(f"stream-edits bench: {problem}", file=sys.stderr)
-        return 2
-    rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
-    names = _names(args)
+        raise Refused(problem)
+    rates = [int(r) for r in str(options.rates).split(",") if r.strip()]
+    names = _names(options)
     client = kafka_client_kwargs(settings)  # its security settings
     if broker_answers(settings.bootstrap_servers, 10.0, client) is None:
         print(
@@ -298,15 +299,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    out: Path = args.out
+    out: Path = options.out
     (out / "logs").mkdir(parents=True, exist_ok=True)
     machine = report.machine_info(settings)
-    workload, check, state = _workload(settings, args, rates)
+    workload, check, state = _workload(settings, options, rates)
 
-    results, samples = asyncio.run(_measure_all(settings, args, names, workload, out))
+    results, samples = asyncio.run(_measure_all(settings, options, names, workload, out))
     replay: dict[str, Any] | None = None
     if "processor" in names:
-        _say(f"(e) replay: the same backlog of {args.lines:,} lines through `stream-edits replay`")
+        _say(
+            f"(e) replay: the same backlog of {options.lines:,} lines through `stream-edits replay`"
+        )
         try:
             run_id = f"bench-{uuid.uuid4().hex[:10]}"
             replay = asyncio.run(replay_drain.measure_replay(settings, workload, run_id))
@@ -328,15 +331,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     machine["loadavg_after"] = list(os.getloadavg())
     data: dict[str, Any] = {
         "config": {
-            "lines": args.lines,
+            "lines": options.lines,
             "rates": rates,
-            "latency_seconds": args.latency_seconds,
-            "quiet_seconds": args.quiet_seconds,
+            "latency_seconds": options.latency_seconds,
+            "quiet_seconds": options.quiet_seconds,
             "partitions": settings.partitions,
-            "processor_store": args.store or settings.store,
-            "processor_env": _parse_env(args.processor_env),
-            "baseline_src": str(args.baseline_src) if args.baseline_src else None,
-            "seed": args.seed,
+            "processor_store": options.store or settings.store,
+            "processor_env": _parse_env(options.processor_env),
+            "baseline_src": str(options.baseline_src) if options.baseline_src else None,
+            "seed": options.seed,
             "bootstrap_servers": settings.bootstrap_servers,
         },
         "machine": machine,
@@ -353,21 +356,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         "targets": _targets(results, ratios),
         "method": METHOD,
     }
-    for name in _profiled(args) & set(results):
+    for name in _profiled(options) & set(results):
         for phase in ["drain", *(str(rate) for rate in rates)]:
             path = out / f"profile-{name}-{phase}.txt"
             if path.is_file():
                 profiles = data.setdefault("profiles", {}).setdefault(name, {})
                 profiles[phase] = profiling.summary(path.read_text())
-    if args.cms_rules is not None:
-        _say(f"CMS-sized rules from {args.cms_rules}: load, memory, check throughput")
+    if options.cms_rules is not None:
+        _say(f"CMS-sized rules from {options.cms_rules}: load, memory, check throughput")
         # At least 20,000 lines: shorter check runs are mostly the machine's noise.
-        check_lines = generate(max(args.lines, 20_000), seed=args.seed)
-        data["cms_rules"] = cms_rules.measure(args.cms_rules, check_lines)
+        check_lines = generate(max(options.lines, 20_000), seed=options.seed)
+        data["cms_rules"] = cms_rules.measure(options.cms_rules, check_lines)
         _say("worker start to ready: shipped and CMS-sized rules, alternated")
         try:
             data["cms_rules"]["worker_start"] = asyncio.run(
-                worker_start.compare(settings, args.cms_rules, settings.rules_cache_dir)
+                worker_start.compare(settings, options.cms_rules, settings.rules_cache_dir)
             )
         except RuntimeError as error:
             _say(f"worker start failed: {error}")

@@ -33,7 +33,6 @@ import os
 import re
 import secrets
 import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
+from stream_edits.refusal import Refused
 from stream_edits.settings import Settings
 from stream_edits_dev.broker import tls
 
@@ -62,7 +62,7 @@ SCRAM_ITERATIONS = 8192  # Kafka's default; it accepts 4096 to 16384
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-class SecurityError(Exception):
+class SecurityError(Refused):
     """A security set-up step failed; the CLI prints it as one line."""
 
 
@@ -369,26 +369,17 @@ def list_users(settings: Settings) -> list[tuple[str, Path]]:
 
 
 def users_command(settings: Settings, action: str, name: str | None) -> int:
-    """`stream-edits kafka users add NAME | list`: exit 0, or 1 with one line on stderr."""
-    from aiokafka.errors import KafkaError
+    """`stream-edits kafka users add NAME | list`: exit 0. SecurityError or Kafka's errors as they
+    are (the command line words them)."""
+    from stream_edits.kafka.errors import quiet_bootstrap_errors
 
-    from stream_edits.kafka.errors import explain, quiet_bootstrap_errors
-
-    try:
-        if action == "list":
-            for user, path in list_users(settings):
-                print(f"{user:<24} {path}")
-            return 0
-        if name is None:
-            raise SecurityError("users add needs a NAME")
-        with quiet_bootstrap_errors():
-            path = add_user(settings, name)
-    except SecurityError as error:
-        print(f"stream-edits kafka users: {error}", file=sys.stderr)
-        return 1
-    except (KafkaError, OSError, TimeoutError) as error:
-        message = explain(error, admin_settings(settings))
-        print(f"stream-edits kafka users: {message}", file=sys.stderr)
-        return 1
+    if action == "list":
+        for user, path in list_users(settings):
+            print(f"{user:<24} {path}")
+        return 0
+    if name is None:
+        raise SecurityError("users add needs a NAME")
+    with quiet_bootstrap_errors():
+        path = add_user(settings, name)
     print(f"User:{name} created; its settings (secret, 0600): {path}")
     return 0

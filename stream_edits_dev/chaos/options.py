@@ -1,11 +1,11 @@
-"""The options of `stream-edits chaos` (argparse only: the CLI imports this to build its parser)."""
+"""The options of `stream-edits chaos`, checked (the command line fills them from its arguments)."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from stream_edits.refusal import Refused
 from stream_edits.settings import Settings
 from stream_edits_dev.chaos.plan import KINDS, fault_order, parse_kinds
 
@@ -18,67 +18,6 @@ DEFAULT_RATE = 2_500.0
 DEFAULT_TIME_LIMIT_S = 900.0
 DEFAULT_SETTLE_TIMEOUT_S = 150.0
 MIN_LINES_PER_STEP = 50
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the chaos subcommand."""
-    parser.add_argument(
-        "--lines", type=int, default=DEFAULT_LINES, help=f"workload lines ({DEFAULT_LINES:,})"
-    )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload and fault seed")
-    parser.add_argument(
-        "--partitions", type=int, default=None, help="input partitions (default: settings, 4)"
-    )
-    parser.add_argument(
-        "--faults",
-        default=",".join(KINDS),
-        help=f"fault kinds to run (default all: {','.join(KINDS)})",
-    )
-    parser.add_argument(
-        "--kills", type=int, default=DEFAULT_KILLS, help="worker kill -9 moments (default 5)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULT_WORKERS,
-        help="workers while the others join (default 2: a second one joins and leaves)",
-    )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=DEFAULT_RATE,
-        help=f"records a second offered by the producers together (default {DEFAULT_RATE:,.0f})",
-    )
-    parser.add_argument(
-        "--time-limit",
-        type=float,
-        default=DEFAULT_TIME_LIMIT_S,
-        metavar="SECONDS",
-        help="hard bound on the whole run; steps not run by then fail it (default 900)",
-    )
-    parser.add_argument(
-        "--settle-timeout",
-        type=float,
-        default=DEFAULT_SETTLE_TIMEOUT_S,
-        metavar="SECONDS",
-        help="how long a fault may take to recover before its row fails (default 150)",
-    )
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write JSON here")
-    parser.add_argument(
-        "--markdown", type=Path, default=None, metavar="PATH", help="write a markdown table here"
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="the run's broker data, worker state and logs (default: a temp dir); kept",
-    )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the temp dir (broker data, state, logs) also when every row passes",
-    )
 
 
 @dataclass(frozen=True)
@@ -100,37 +39,58 @@ class Config:
     keep: bool
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, settings: Settings) -> Config:
-        """The config of these arguments; ValueError naming what is wrong."""
-        kinds = parse_kinds(args.faults)
-        partitions = settings.partitions if args.partitions is None else args.partitions
+    def checked(
+        cls,
+        settings: Settings,
+        *,
+        lines: int = DEFAULT_LINES,
+        seed: int = DEFAULT_SEED,
+        partitions: int | None = None,
+        faults: str = ",".join(KINDS),
+        kills: int = DEFAULT_KILLS,
+        workers: int = DEFAULT_WORKERS,
+        rate: float = DEFAULT_RATE,
+        time_limit: float = DEFAULT_TIME_LIMIT_S,
+        settle_timeout: float = DEFAULT_SETTLE_TIMEOUT_S,
+        json: Path | None = None,
+        markdown: Path | None = None,
+        workdir: Path | None = None,
+        keep: bool = False,
+    ) -> Config:
+        """The config of these options (partitions default to `settings`'); Refused naming the
+        option that is wrong."""
+        try:
+            kinds = parse_kinds(faults)
+        except ValueError as error:
+            raise Refused(str(error)) from error
+        partitions = settings.partitions if partitions is None else partitions
         if partitions < 1:
-            raise ValueError("--partitions must be at least 1")
-        if not 2 <= args.workers <= MAX_WORKERS:
-            raise ValueError(f"--workers must be 2 to {MAX_WORKERS}")
-        if "join-leave" in kinds and partitions < args.workers:
-            raise ValueError(f"{args.workers} workers need --partitions {args.workers} or more")
-        if args.kills < 0:
-            raise ValueError("--kills must be 0 or more")
-        if args.rate <= 0 or args.time_limit <= 0 or args.settle_timeout <= 0:
-            raise ValueError("--rate, --time-limit and --settle-timeout must be positive")
-        steps = len(fault_order(kinds, args.kills))
-        if args.lines < steps * MIN_LINES_PER_STEP:
-            raise ValueError(
+            raise Refused("--partitions must be at least 1")
+        if not 2 <= workers <= MAX_WORKERS:
+            raise Refused(f"--workers must be 2 to {MAX_WORKERS}")
+        if "join-leave" in kinds and partitions < workers:
+            raise Refused(f"{workers} workers need --partitions {workers} or more")
+        if kills < 0:
+            raise Refused("--kills must be 0 or more")
+        if rate <= 0 or time_limit <= 0 or settle_timeout <= 0:
+            raise Refused("--rate, --time-limit and --settle-timeout must be positive")
+        steps = len(fault_order(kinds, kills))
+        if lines < steps * MIN_LINES_PER_STEP:
+            raise Refused(
                 f"--lines must be at least {steps * MIN_LINES_PER_STEP} for {steps} steps"
             )
         return cls(
-            lines=args.lines,
-            seed=args.seed,
+            lines=lines,
+            seed=seed,
             partitions=partitions,
             kinds=kinds,
-            kills=args.kills,
-            workers=args.workers,
-            rate=args.rate,
-            time_limit_s=args.time_limit,
-            settle_timeout_s=args.settle_timeout,
-            json=args.json,
-            markdown=args.markdown,
-            workdir=args.workdir,
-            keep=args.keep,
+            kills=kills,
+            workers=workers,
+            rate=rate,
+            time_limit_s=time_limit,
+            settle_timeout_s=settle_timeout,
+            json=json,
+            markdown=markdown,
+            workdir=workdir,
+            keep=keep,
         )

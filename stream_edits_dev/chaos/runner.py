@@ -18,7 +18,6 @@ record dead-lettered (and no valid one), no worker exiting by itself.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib.metadata
@@ -411,13 +410,8 @@ def _terminate_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, config: Config) -> int:
     """Run the suite; print the scoreboard (and write --json/--markdown); exit code."""
-    try:
-        config = Config.from_args(args, settings)
-    except ValueError as problem:
-        print(f"stream-edits chaos: {problem}", file=sys.stderr)
-        return 2
     began = time.monotonic()
     temporary = config.workdir is None
     workdir = (

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream_edits.cli import reconcile as reconcile_command
 from stream_edits.jobs import reconcile
 from stream_edits.jobs.check import final_decisions
 from stream_edits.kafka.admin import partition_counts, wait_visible
@@ -212,7 +213,8 @@ async def test_a_missing_topic_exits_2_and_is_not_created(
     missing = f"edits-absent-{unique_name}"
     settings = Settings(bootstrap_servers=bootstrap_servers)
 
-    assert await asyncio.to_thread(reconcile.run, settings, topics[0], missing) == 2
+    chosen = reconcile_command.ReconcileOptions(topics[0], missing)
+    assert await asyncio.to_thread(reconcile_command.run, settings, chosen) == 2
 
     assert capsys.readouterr() == (
         "",

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from stream_edits.cli import produce as produce_command
 from stream_edits.jobs import produce, tail
 from stream_edits.kafka.admin import TopicsError, create_topics, create_topics_command
 from stream_edits.kafka.topics import line_key
@@ -160,7 +161,8 @@ async def test_produce_publishes_each_line_as_is_keyed_by_member_id(
 async def test_produce_exits_2_when_the_file_cannot_be_read(
     settings: Settings, tmp_path: Path
 ) -> None:
-    assert await asyncio.to_thread(produce.run, settings, str(tmp_path / "absent"), False) == 2
+    chosen = produce_command.ProduceOptions(str(tmp_path / "absent"), progress=False)
+    assert await asyncio.to_thread(produce_command.run, settings, chosen) == 2
 
 
 def decision(claim_id: str, line_number: int, status: Status, edits: list[Edit]) -> Decision:

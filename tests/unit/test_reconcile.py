@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_edits.jobs import reconcile
+from stream_edits.cli import reconcile as reconcile_command
 from stream_edits.jobs.check import final_decisions
 from stream_edits.jobs.reconcile import Difference, Side, Verdict, compare, count_kinds
 from stream_edits.rules.loader import load_rules
@@ -225,8 +225,9 @@ def test_kinds_are_counted_most_frequent_first_then_by_name() -> None:
 
 
 def run(a: str | Path, b: str | Path, **options: Any) -> int:
-    """`stream-edits reconcile A B` on files, `options` as `reconcile.run` takes them."""
-    return reconcile.run(Settings(), str(a), str(b), **options)
+    """`stream-edits reconcile A B` on files, `options` as `ReconcileOptions` holds them."""
+    chosen = reconcile_command.ReconcileOptions(str(a), str(b), **options)
+    return reconcile_command.run(Settings(), chosen)
 
 
 def write(path: Path, decisions: list[Wire], extra: bytes = b"") -> Path:
@@ -428,7 +429,8 @@ def test_a_name_that_is_no_file_is_a_topic_and_an_unreachable_broker_exits_2(
     settings = Settings(bootstrap_servers="127.0.0.1:1")
     existing = write(tmp_path / "a.ndjson", [decision()])
 
-    assert reconcile.run(settings, str(existing), "claim-edits-what-if") == 2
+    chosen = reconcile_command.ReconcileOptions(str(existing), "claim-edits-what-if")
+    assert reconcile_command.run(settings, chosen) == 2
 
     err = capsys.readouterr().err
     assert err.startswith("stream-edits reconcile: kafka: nothing listens at 127.0.0.1:1 ")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream_edits.cli import build_parser
+from stream_edits.cli import replay as replay_command
 from stream_edits.runtime.replay import (
     Plan,
     ReplayError,
@@ -15,7 +16,6 @@ from stream_edits.runtime.replay import (
     format_summary,
     parse_start,
     parse_time,
-    run,
 )
 from stream_edits.runtime.state.tables import LocalMemberTable
 from stream_edits.settings import Settings
@@ -87,7 +87,7 @@ def test_the_summary_counts_decisions_by_status_and_edit_and_dead_letters_by_rea
 @pytest.mark.parametrize("live", ["claim-edits", "claim-lines", "claim-lines-dlq"])
 def test_a_replay_never_writes_a_live_topic(live: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["replay", "--output-topic", live])
-    assert run(Settings.model_construct(), args) == 2
+    assert replay_command.run(Settings.model_construct(), replay_command.options(args)) == 2
     assert "is a live topic" in capsys.readouterr().err
 
 
@@ -95,5 +95,5 @@ def test_an_archive_is_read_whole(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(
         ["replay", "--file", "a.ndjson", "--from", "2026-01-01T00:00:00Z", "--output-topic", "t"]
     )
-    assert run(Settings.model_construct(), args) == 2
+    assert replay_command.run(Settings.model_construct(), replay_command.options(args)) == 2
     assert "an archive is read whole" in capsys.readouterr().err

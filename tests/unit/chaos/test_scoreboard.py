@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream_edits.cli import build_parser
+from stream_edits.cli.chaos import options as chaos_options
 from stream_edits.settings import Settings
 from stream_edits_dev.chaos.options import DEFAULT_LINES, Config
 from stream_edits_dev.chaos.runner import command_line
@@ -74,7 +75,7 @@ def test_the_json_has_every_column_per_row_and_fails_with_any_failed_row() -> No
 
 
 def config(*args: str) -> Config:
-    return Config.from_args(build_parser().parse_args(["chaos", *args]), Settings())
+    return chaos_options(build_parser().parse_args(["chaos", *args]), Settings())
 
 
 def test_the_defaults_run_every_fault_over_at_least_50000_lines() -> None:
