@@ -31,6 +31,7 @@ GRAFTS = [
     # _fetch_records from its own task
     (faust_aiokafka.Consumer, "_getmany", ["active_partitions", "timeout"]),
     (faust_aiokafka.Consumer, "_new_consumer_thread", []),
+    (AIOKafkaConsumerThread, "_create_worker_consumer", ["transport"]),
     (AIOKafkaConsumerThread, "on_start", []),
     (AIOKafkaConsumerThread, "on_thread_stop", []),
     (
@@ -252,5 +253,11 @@ def test_the_consumer_thread_can_take_records_as_they_arrive_without_skipping_an
     assert revoked.index("consumer.stop_flow") < revoked.index("_consumer_wait_empty")
     resume = inspect.getsource(Recovery._resume_streams)
     assert resume.index("perform_seek()") < resume.index("consumer.resume_flow()")
+    # The fetch size and wait set on Faust's client before it starts reach its fetcher.
+    start = inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in start
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+    create = inspect.getsource(AIOKafkaConsumerThread.on_start)
+    assert create.index("_create_consumer(") < create.index(".start()")
     # The consumer thread has the main loop at hand (a fetch error crashes the app there).
     assert "self.parent_loop = " in inspect.getsource(ServiceThread.__init__)
