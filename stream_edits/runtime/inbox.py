@@ -1,18 +1,22 @@
 """Fetched input records waiting for the decide task: whole fetches in, bounded batches out.
 
-The consumer puts each partition's share of a fetch here as one chunk of raw records (no Faust
-message, event or per-record task); the decide task takes up to a batch of records at a time,
-in fetch order, with the offset after the last record of each partition it took. On a rebalance
-the consumer drops what is queued and waits for the batch in flight (`drain`): what was dropped
-is fetched again from the committed offsets.
+The consumer thread offers each fetch here as it takes it from the client, one chunk of raw
+records per partition (no Faust message, event or per-record task), so the client's next fetch
+goes out while the main event loop is still deciding; the decide task, on the main loop, takes
+up to a batch of records at a time, in fetch order, with the offset after the last record of
+each partition it took. The two sides run in different threads: the queue is guarded by a
+lock, and each side wakes the other on its own event loop. On a rebalance the consumer drops
+what is queued and waits for the batch in flight (`drain`): what was dropped is fetched again
+from the committed offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,39 +61,77 @@ class _Chunk:
     queued_at: float
 
 
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    """Resolve `waiter` on its own event loop (from any thread)."""
+    if waiter is not None and not waiter.done():
+        waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # cancelled meanwhile (a stop)
+        waiter.set_result(None)
+
+
 class Inbox:
-    """A bounded queue of fetched records of the input topics, between fetcher and decide task."""
+    """A bounded queue of fetched records of the input topics, between the consumer thread
+    (`room`, `offer`) and the decide task on the main loop (`take`, `done`, `drain`)."""
 
     def __init__(self, topics: set[str], capacity: int) -> None:
         self.topics = topics
         self.capacity = capacity
+        self._lock = threading.Lock()
         self._chunks: deque[_Chunk] = deque()
         self._size = 0
-        self._not_empty = asyncio.Event()
-        self._not_full = asyncio.Event()
-        self._idle = asyncio.Event()
+        self._taker: asyncio.Future[None] | None = None  # the decide task, waiting for records
+        self._fetcher: asyncio.Future[None] | None = None  # the consumer thread, waiting for room
+        self._idle = asyncio.Event()  # main loop only
         self._idle.set()
 
     def __len__(self) -> int:
         return self._size
 
-    async def put(self, tp: TP, records: list[InputRecord], accept: Callable[[], bool]) -> None:
-        """Queue a partition's fetched records, waiting while full; `accept` is asked after the
-        wait (a rebalance may have begun meanwhile, and then the records are dropped)."""
-        while self._size >= self.capacity:
-            self._not_full.clear()
-            await self._not_full.wait()
-        if records and accept():
-            self._chunks.append(_Chunk(tp, records, time.time()))
-            self._size += len(records)
-            self._not_empty.set()
+    async def room(self) -> None:
+        """Wait until fewer than `capacity` records are queued (on the fetching thread's loop:
+        records left in the client hold its next fetch back)."""
+        while True:
+            with self._lock:
+                if self._size < self.capacity:
+                    return
+                self._fetcher = waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def offer(self, fetched: Mapping[TP, list[InputRecord]], accept: Callable[[], bool]) -> bool:
+        """Queue a fetch's records, a chunk per partition, unless `accept()` says no; from any
+        thread. `accept` is asked under the inbox's lock, so a `drain` begun after it turned
+        false cannot miss records queued before. False: nothing was queued."""
+        queued_at = time.time()
+        with self._lock:
+            if not accept():
+                return False
+            for tp, records in fetched.items():
+                if records:
+                    self._chunks.append(_Chunk(tp, records, queued_at))
+                    self._size += len(records)
+            taker, self._taker = self._taker, None
+        _wake(taker)
+        return True
 
     async def take(self, max_records: int) -> Batch:
         """Wait for records, then take up to `max_records` of them; the inbox is busy until
         `done` is called."""
-        while not self._chunks:
-            self._not_empty.clear()
-            await self._not_empty.wait()
+        while True:
+            with self._lock:
+                if self._chunks:
+                    batch = self._take(max_records)
+                    fetcher = self._fetcher if self._size < self.capacity else None
+                    break
+                self._taker = waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        _wake(fetcher)
+        self._idle.clear()
+        return batch
+
+    def _take(self, max_records: int) -> Batch:
         batch = Batch(queued_at=self._chunks[0].queued_at)
         while self._chunks and len(batch.records) < max_records:
             chunk = self._chunks[0]
@@ -106,8 +148,6 @@ class Inbox:
             batch.records.extend(part)
             batch.next_offsets[chunk.tp] = part[-1].offset + 1
         self._size -= len(batch.records)
-        self._not_full.set()
-        self._idle.clear()
         return batch
 
     def done(self) -> None:
@@ -116,7 +156,9 @@ class Inbox:
 
     async def drain(self) -> None:
         """Drop every queued record and wait until the batch in flight is done."""
-        self._chunks.clear()
-        self._size = 0
-        self._not_full.set()
+        with self._lock:
+            self._chunks.clear()
+            self._size = 0
+            fetcher = self._fetcher
+        _wake(fetcher)
         await self._idle.wait()

@@ -13,19 +13,33 @@ from pathlib import Path
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.web.base import PRODUCTION_BLUEPRINTS, BlueprintManager
+from mode.threads import ServiceThread
 
 # (owner, attribute, the parameters the project passes or overrides, excluding self)
 GRAFTS = [
-    # transport.py: BatchingConsumer overrides these
-    (faust_aiokafka.Consumer, "_wait_next_records", ["timeout"]),
+    # transport.py: BatchingConsumer overrides these, InboxFeedingThread these and calls
+    # _fetch_records from its own task
+    (faust_aiokafka.Consumer, "_getmany", ["active_partitions", "timeout"]),
+    (faust_aiokafka.Consumer, "_new_consumer_thread", []),
+    (AIOKafkaConsumerThread, "_create_worker_consumer", ["transport"]),
+    (AIOKafkaConsumerThread, "on_start", []),
+    (AIOKafkaConsumerThread, "on_thread_stop", []),
+    (
+        AIOKafkaConsumerThread,
+        "_fetch_records",
+        ["consumer", "active_partitions", "timeout", "max_records"],
+    ),
+    (AIOKafkaConsumer, "seek", ["partition", "offset"]),
     (faust_aiokafka.Consumer, "_new_offset", ["tp"]),
     (faust_aiokafka.Consumer, "_filter_tps_with_pending_acks", ["topics"]),
     (faust_aiokafka.Consumer, "wait_empty", []),
@@ -65,6 +79,10 @@ def test_the_internal_still_exists_with_the_parameters_we_rely_on(
 
 def test_the_consumer_attributes_the_inbox_reads_are_still_there() -> None:
     assert "flow_active" in dir(FaustConsumer), "faust Consumer.flow_active is gone"
+    assert "_active_partitions" in FaustConsumer.__annotations__, (
+        "faust Consumer._active_partitions is gone"
+    )
+    assert "self._active_partitions.update(" in inspect.getsource(FaustConsumer._set_active_tps)
     assert faust_aiokafka.Transport.Consumer is faust_aiokafka.Consumer, (
         "faust's aiokafka Transport no longer names its consumer class in `Consumer`"
     )
@@ -208,3 +226,39 @@ def test_pending_changelog_offsets_are_kept_by_changelog_and_committed_by_source
 
     install_state_healing(app, Settings(bootstrap_servers="127.0.0.1:1"))
     assert isinstance(app.tables, HealingTableManager), "faust's TableManager setting is gone"
+
+
+def test_the_consumer_thread_can_take_records_as_they_arrive_without_skipping_any() -> None:
+    # transport.InboxFeedingThread takes the input topics' records in Faust's consumer thread.
+    # Why: aiokafka sends a broker no new fetch while records of its last one wait to be taken.
+    from aiokafka.consumer.fetcher import Fetcher
+
+    actions = inspect.getsource(Fetcher._get_actions_per_node)
+    assert "if tp in self._records:" in actions, (
+        "aiokafka no longer holds a node's next fetch while its records wait: re-measure "
+        "whether taking them in the consumer thread still pays"
+    )
+    # Faust's _fetch_records: nothing while the flow is stopped, the fetch counted as a poll
+    # (aiokafka leaves the group after max_poll_interval without one).
+    fetch = inspect.getsource(AIOKafkaConsumerThread._fetch_records)
+    assert "if not self.consumer.flow_active:" in fetch and "fetch_context()" in fetch
+    # No take during a rebalance of this consumer: aiokafka begins the reassignment on the
+    # consumer thread before it calls the revoke listener, and fetched_records waits it out.
+    prepare = inspect.getsource(GroupCoordinator._on_join_prepare)
+    assert prepare.index("begin_reassignment()") < prepare.index("on_partitions_revoked")
+    assert "reassignment_in_progress" in inspect.getsource(Fetcher.fetched_records)
+    # Faust stops the flow before it drains the consumer on a revoke, and seeks the stream
+    # partitions to their committed offsets before it starts the flow again: records taken
+    # and refused (sought back) or dropped meanwhile are fetched again.
+    revoked = inspect.getsource(faust.App._on_partitions_revoked)
+    assert revoked.index("consumer.stop_flow") < revoked.index("_consumer_wait_empty")
+    resume = inspect.getsource(Recovery._resume_streams)
+    assert resume.index("perform_seek()") < resume.index("consumer.resume_flow()")
+    # The fetch size and wait set on Faust's client before it starts reach its fetcher.
+    start = inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in start
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+    create = inspect.getsource(AIOKafkaConsumerThread.on_start)
+    assert create.index("_create_consumer(") < create.index(".start()")
+    # The consumer thread has the main loop at hand (a fetch error crashes the app there).
+    assert "self.parent_loop = " in inspect.getsource(ServiceThread.__init__)
