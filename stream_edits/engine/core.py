@@ -153,13 +153,7 @@ class EditEngine:
         target = self.claims.get((member, ref))
         if target is not None and (target.lines or target.void_fingerprint is not None):
             return True
-        if not _names_by_number(event):
-            return False
-        alias = self.claims.get((member, number_key(event.billing_provider, ref)))
-        mark = (received_us(event), event.claim_id)
-        return alias is not None and any(
-            (at, held) < mark for held, at in alias.holders.items() if held != event.claim_id
-        )
+        return bool(self._held_before(event))
 
     def restate_day(self, member_id: str, dos: date) -> list[LineDecision]:
         """Every current decision of a member's day (its rule-relevant lines); changes nothing."""
