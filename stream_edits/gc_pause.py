@@ -3,6 +3,7 @@ kept off a long-running process's start-up objects, and timed."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,24 @@ def freeze_long_lived() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def collect_on_schedule(every_s: float) -> None:
+    """Turn the collector's automatic passes off and make a full one every `every_s` seconds.
+
+    For a worker whose batches leave many young objects alive until their deliveries end
+    (member records, outputs, fetched records) and make almost no cyclic garbage (31 objects over
+    50,000 lines): an automatic pass then runs after nearly every batch and walks all of them,
+    about a fifth of the worker's CPU. With the start-up heap frozen, a full pass walks only
+    what is alive now, about a millisecond. Cyclic garbage waits for the next pass at most.
+    """
+    gc.disable()
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            gc.collect()
+    finally:
+        gc.enable()
 
 
 def time_collections(observe: Callable[[float], None]) -> Callable[[str, dict[str, int]], None]:

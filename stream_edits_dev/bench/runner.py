@@ -142,9 +142,10 @@ def _pipeline(
                   "app_id", "data_dir", "store", "web_port"):  # fmt: skip
         env[f"STREAM_EDITS_{field.upper()}"] = str(getattr(processor_settings, field))
     env.update(_parse_env(options.processor_env))
-    if name == "baseline" and options.baseline_src is not None:  # its code from another tree
-        env["PYTHONPATH"] = str(options.baseline_src.resolve())
     command = [sys.executable, "-m", "stream_edits", "worker", "--loglevel", "warning"]
+    if name == "baseline" and options.baseline_src is not None:  # its code from another tree
+        launcher = [sys.executable, "-m", "stream_edits_dev.bench.from_tree"]
+        command = [*launcher, str(options.baseline_src.resolve()), *command[3:]]
     worker_envs: tuple[dict[str, str], ...] = ()
     web_ports: tuple[int, ...] = (processor_settings.web_port,)
     if WORKERS.get(name, 1) > 1:  # each worker a state directory and web port of its own

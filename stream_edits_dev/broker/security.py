@@ -276,8 +276,7 @@ def prepare(settings: Settings, paths: BrokerPaths) -> BrokerSecurity:
         files.ca.write_bytes(issued.ca_pem)  # public: what clients trust
     passwords = {user: _password_of(files, settings, user) for user in (BROKER_USER, ADMIN_USER)}
     scram = [
-        storage_scram_argument(MECHANISM, user, password)
-        for user, password in passwords.items()
+        storage_scram_argument(MECHANISM, user, password) for user, password in passwords.items()
     ]
     admin = user_settings(settings, read_env(files.env_file(ADMIN_USER)))
     admin = admin.model_copy(update={"bootstrap_servers": local_bootstrap(settings)})

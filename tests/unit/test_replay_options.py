@@ -61,10 +61,10 @@ def test_a_plan_counts_only_what_lies_between_its_start_and_end() -> None:
 
 def test_the_local_member_table_keeps_records_and_deletes_them(tmp_path: Path) -> None:
     table = LocalMemberTable(tmp_path / "members")
-    table.put(2, b"M1", b"{}")
-    table.put(0, b"M2", b"[]")
+    table.write(2, [(b"M1", b"{}"), (b"M3", b"{}")])
+    table.write(0, [(b"M2", b"[]"), (b"M3", None)])
     assert table.get(3, b"M1") == b"{}"  # one database: the partition does not matter
-    table.put(0, b"M2", None)
+    table.write(0, [(b"M2", None)])
     assert list(table.stored_keys()) == [b"M1"] and table.changelog_topic is None
     table.close()
 

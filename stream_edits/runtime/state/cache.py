@@ -115,9 +115,13 @@ class MemberCache:
 
     def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for write in writes:
+            by_partition.setdefault(write.partition, []).append((write.key, write.value))
+        for partition, items in by_partition.items():
+            self.table.write(partition, items)
         for write in writes:
             member_id = write.member_id
-            self.table.put(write.partition, write.key, write.value)
             if write.index_key is not None:
                 present, left_writes = self._index_unstored.pop(write.index_key, (True, 1))
                 if left_writes > 1:

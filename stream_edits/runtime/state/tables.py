@@ -7,13 +7,13 @@ skips them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
 from faust.types import StoreT, TableT
 from faust.types.tuples import TP
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteBatch
 
 from stream_edits.runtime.faust_compat import partition_database
 from stream_edits.runtime.state.claim_index import is_member_key
@@ -33,8 +33,9 @@ class MemberTable(Protocol):
     def stored_keys(self) -> Iterator[bytes]:
         """Every member key in the partitions this worker owns (claim index keys skipped)."""
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Write (or with None delete) a record in the local store."""
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Write (or with None delete) records of one partition in the local store, in order,
+        as one write."""
 
     def persisted(self, partition: int, offset: int) -> None:
         """Record that the changelog holds every write of `partition` up to `offset`."""
@@ -76,17 +77,24 @@ class FaustMemberTable:
                 break
             yield key
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> None:
         database = partition_database(self.table.data, partition)
-        if database is not None:
+        if database is None:
+            for key, value in items:
+                if value is None:
+                    self.table.data.pop(key, None)
+                else:
+                    self.table.data[key] = value
+            return
+        # One write batch: one write to RocksDB's log for the lot, not one per record (a
+        # tenth of the worker's main thread went to single puts at 5,000 lines/s).
+        batch = WriteBatch(raw_mode=True)  # Faust opens its databases in raw mode
+        for key, value in items:
             if value is None:
-                database.delete(key)
+                batch.delete(key)
             else:
-                database.put(key, value)
-        elif value is None:
-            self.table.data.pop(key, None)
-        else:
-            self.table.data[key] = value
+                batch.put(key, value)
+        database.write(batch)
 
     def persisted(self, partition: int, offset: int) -> None:
         tp = TP(self.changelog_topic, partition)
@@ -119,11 +127,14 @@ class LocalMemberTable:
         )
         return keys
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.db.delete(key)
-        else:
-            self.db[key] = value
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+        batch = WriteBatch()
+        for key, value in items:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db.write(batch)
 
     def persisted(self, partition: int, offset: int) -> None:
         return None

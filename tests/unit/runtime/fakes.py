@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +91,12 @@ class DictTable:
     def stored_keys(self) -> Iterator[bytes]:
         return (key for key in self.data if is_member_key(key))
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in items:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
 
     def persisted(self, partition: int, offset: int) -> None:
         self.persisted_offsets[partition] = offset

@@ -168,7 +168,7 @@ async def test_member_ids_skip_index_keys_in_every_table_kind(tmp_path: Path) ->
     local = LocalMemberTable(tmp_path / "replay")
     try:
         for key, value in table.data.items():
-            local.put(0, key, value)
+            local.write(0, [(key, value)])
         assert list(local.stored_keys()) == [b"M1"]
     finally:
         local.close()
@@ -196,9 +196,9 @@ async def test_the_faust_tables_skip_index_keys_and_scan_a_claims_keys(tmp_path:
         keys: dict[int, list[bytes]] = {}
         for member in ("A", "B", "C", "D", "E"):
             partition = owner(member)
-            members.put(partition, member.encode(), b"{}")
+            members.write(partition, [(member.encode(), b"{}")])
             for claim_id in ("C", "C1", "C 1"):
-                members.put(partition, claim_index_key(claim_id, member), INDEX_VALUE)
+                members.write(partition, [(claim_index_key(claim_id, member), INDEX_VALUE)])
             keys.setdefault(partition, []).append(claim_index_key("C1", member))
         assert sorted(members.stored_keys()) == [b"A", b"B", b"C", b"D", b"E"], store
         for partition in range(4):

@@ -89,7 +89,7 @@ class Worker:
         for key, value in data.items():
             partition = OWNER(_member_of(key))
             if partition in held:
-                store.put(partition, key, value)
+                store.write(partition, [(key, value)])
 
     def metadata(self, hosts: Mapping[str, list[int]]) -> None:
         """The group's assignment metadata as this worker knows it: URL → partitions."""
