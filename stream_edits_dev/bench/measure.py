@@ -419,6 +419,7 @@ class Run:
             await asyncio.sleep(self.options.quiet_s)
             stages_before = await self._stages()
             await self._start_profiler(pid, str(phase.rate))
+            cpu_start = self._cpu()
             offered = await self._produce(producer, lines, rate=phase.rate)
             target += self._expected(lines)
             await self._wait(
@@ -427,6 +428,7 @@ class Run:
                 "paced lines",
                 soft=True,
             )
+            cpu_end = self._cpu()
             await self._stop_profiler()
             if self.pipeline.web_ports:
                 stages[str(phase.rate)] = breakdown(stages_before, await self._stages())
@@ -434,6 +436,11 @@ class Run:
             stats = latency_stats(values, self._expected(lines))
             stats["offered_per_s"] = phase.rate
             stats["achieved_per_s"] = round(offered, 1)
+            if cpu_start is not None and cpu_end is not None and values:
+                # The pipeline's CPU (user + system, every process) per line it answered: at a
+                # paced rate its batches are small, and what each batch costs shows here.
+                seconds = sum(cpu_end) - sum(cpu_start)
+                stats["cpu_us_per_line"] = round(1e6 * seconds / len(values), 1)
             latency[str(phase.rate)] = stats
             samples[str(phase.rate)] = values
         result = {

@@ -138,7 +138,11 @@ def format_stages(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for result in report["pipelines"].values():
         for phase, stages in result.get("stages", {}).items():
-            what = "draining the backlog" if phase == "drain" else f"at {phase} lines/s"
+            if phase == "drain":
+                what = "draining the backlog"
+            else:
+                per_line = result["latency"].get(phase, {}).get("cpu_us_per_line")
+                what = f"at {phase} lines/s ({_ms(per_line)} CPU us/line)"
             lines += ["", f"{result['label']}, {what}: count, mean / p50 / p99 ms"]
             for stage, numbers in stages.items():
                 if not numbers["count"]:
