@@ -89,13 +89,15 @@ class BrokerWatch:
 
     async def _probe(self) -> None:
         admin, reader = await self._clients()
-        await admin.describe_cluster()  # a request the broker must answer
+        # A request the broker must answer, and a small one: the group's committed offsets.
+        # (aiokafka's describe_cluster asks for every topic's metadata: thousands of partitions
+        # decoded in Python every probe on a cluster shared with other applications.)
+        committed = await admin.list_consumer_group_offsets(self.settings.app_id)
         # aiokafka wants its own TopicPartition (a Faust TP is another named tuple).
         tps = sorted(TopicPartition(tp.topic, tp.partition) for tp in self.assigned())
         if not tps:
             self.telemetry.lags([])
             return
-        committed = await admin.list_consumer_group_offsets(self.settings.app_id)
         ends = await reader.end_offsets(tps)
         starts = await reader.beginning_offsets(tps)
         positions = {}

@@ -10,6 +10,7 @@ from faust.types import TP
 
 from stream_edits.runtime.checkpoint import (
     MAX_IN_FLIGHT,
+    STATE_LINGER_S,
     CheckpointError,
     OutputsNotDelivered,
     StateNotDelivered,
@@ -88,19 +89,59 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     # No state is sent before the first batch's decisions are delivered.
     assert set(_topics(producer)) == {"claim-edits"} and processor.checkpoints.in_flight == 2
     producer.release()
-    await asyncio.sleep(0.01)
-    # The first batch's state is sent, the second's waits for it; nothing stored or committable.
+    await asyncio.sleep(STATE_LINGER_S + 0.01)
+    # The first batch's state is sent (alone: no batch came to carry it), the second's waits
+    # for it; nothing stored or committable.
     assert _topics(producer).count("members-changelog") == 5
     assert table.data == {} and reported == []
     settling = asyncio.create_task(processor.settle())
     producer.release()
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(STATE_LINGER_S + 0.01)
     assert reported == [{P0: 3}] and set(table.data) == STORED and not settling.done()
     # Index keys stored or on their way are not written again by the second batch.
     assert _topics(producer).count("members-changelog") == 7
     producer.release()
     assert await settling == {P0: 6} and reported == [{P0: 3}, {P0: 6}]
     assert processor.checkpoints.in_flight == 0
+
+
+async def test_a_delivered_batchs_state_goes_out_with_the_next_batchs_decisions() -> None:
+    producer, table = FakeProducer(), DictTable()
+    processor = fake_processor(table, producer=producer)
+    await processor.process_batch(_batch(), {P0: 3})
+    await asyncio.sleep(0)  # its decisions are acknowledged; its state waits for company
+    assert _topics(producer) == ["claim-edits"] * 4
+    await processor.process_batch(_batch(3), {P0: 6})
+    # One hand-over: the second batch's decisions, then the first batch's state, with nothing
+    # between them that could let the producer send one without the other.
+    second = _topics(producer)[4:]
+    decisions = second.count("claim-edits")  # the redelivered lines' days, restated
+    assert decisions >= 3 and second == ["claim-edits"] * decisions + ["members-changelog"] * 5
+    assert await processor.settle() == {P0: 6}
+    assert set(table.data) == STORED
+
+
+async def test_a_state_nobody_carries_goes_out_alone_after_the_linger() -> None:
+    producer, table = FakeProducer(), DictTable()
+    processor = fake_processor(table, producer=producer)
+    await processor.process_batch(_batch(), {P0: 3})
+    await asyncio.sleep(STATE_LINGER_S / 2)
+    assert "members-changelog" not in _topics(producer)
+    await asyncio.sleep(STATE_LINGER_S)
+    assert _topics(producer).count("members-changelog") == 5 and set(table.data) == STORED
+
+
+async def test_the_state_of_a_batch_whose_decisions_failed_is_never_carried() -> None:
+    producer = FakeProducer()
+    producer.failing_topic = "claim-edits"
+    processor = fake_processor(DictTable(), producer=producer)
+    processor.checkpoints.report_to(lambda offsets: None, lambda error: None)
+    await processor.process_batch(_batch(), {P0: 3})
+    producer.failing_topic = None
+    with pytest.raises(OutputsNotDelivered):
+        await processor.process_batch(_batch(3), {P0: 6})
+        await processor.settle()
+    assert "members-changelog" not in _topics(producer)
 
 
 def _never_fails(error: Exception) -> None:
@@ -135,7 +176,7 @@ async def test_a_failed_delivery_is_reported_while_the_decide_task_is_idle() -> 
     reported: list[dict[TP, int]] = []
     processor.checkpoints.report_to(reported.append, failures.append)
     await processor.process_batch(_batch(), {P0: 3})
-    await asyncio.sleep(0.01)  # nobody hands over a batch or settles
+    await asyncio.sleep(STATE_LINGER_S + 0.01)  # nobody hands over a batch or settles
     assert [type(f) for f in failures] == [StateNotDelivered] and reported == []
     with pytest.raises(StateNotDelivered):
         await processor.process_batch(_batch(3), {P0: 6})
