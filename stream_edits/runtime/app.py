@@ -36,7 +36,7 @@ from stream_edits.settings import Settings
 log = logging.getLogger(__name__)
 
 # Seconds between the worker's collections of cyclic garbage (gc_pause.collect_on_schedule).
-GC_EVERY_S = 1.0
+GC_EVERY_S = 10.0
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
