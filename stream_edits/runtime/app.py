@@ -125,6 +125,9 @@ def create_app(settings: Settings) -> faust.App:
             # was stored locally: records replayed then publish their decisions again, in the
             # new one.
             republish_replays=settings.processing_guarantee == "exactly_once",
+            # ... and the local store holds only what a transaction committed: after a kill -9
+            # the records of the aborted one are decided again as new, and published once.
+            store_on_commit=settings.processing_guarantee == "exactly_once",
         ),
         observer=telemetry,
     )
@@ -136,7 +139,7 @@ def create_app(settings: Settings) -> faust.App:
     inbox = Inbox(
         {claim_lines.get_topic_name(), repartition.get_topic_name()}, 4 * settings.batch_max
     )
-    use_inbox(app, inbox, processor.settle, telemetry.stage)
+    use_inbox(app, inbox, processor.settle, telemetry.stage, processor.committed)
     app.topics.add(
         claim_lines
     )  # subscribe: the conductor never sees their records, the consumer does
@@ -160,7 +163,8 @@ def create_app(settings: Settings) -> faust.App:
                 telemetry.stage("inbox", taken - batch.queued_at)
                 if batch.created_ms is not None:
                     telemetry.stage("fetch", max(0.0, batch.queued_at - batch.created_ms / 1000))
-                await processor.process_batch(batch.records, batch.next_offsets)
+                async with consumer.batch_gate:  # not while a transaction commits
+                    await processor.process_batch(batch.records, batch.next_offsets)
         except Exception as error:  # nothing committed past a failure: crash, restart, replay
             log.error("decide_lines failed: %s", exception_summary(error))
             inbox.done()

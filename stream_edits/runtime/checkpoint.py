@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -123,10 +123,18 @@ class Checkpoints:
         producer: Callable[[], Awaitable[ProducerT | AIOKafkaProducer]],
         state: StateStore,
         observer: CheckpointObserver | None = None,
+        store_on_commit: bool = False,
     ) -> None:
+        """`store_on_commit` (exactly_once): a batch's delivered state waits in memory for the
+        transaction that holds it to commit (`store_committed`), and its offsets become
+        committable once it is delivered: the local store then never holds state a kill -9
+        aborts, and records replayed after one are decided as new, not restated."""
         self.producer = producer
         self.state = state
         self.observer = observer or NoObserver()
+        self.store_on_commit = store_on_commit
+        # Delivered in the open transactions, to store once they commit (store_on_commit).
+        self._uncommitted: list[tuple[list[MemberWrite], dict[int, int]]] = []
         self._in_flight: deque[_Checkpoint] = deque()  # outputs sent, oldest first
         self._committable: dict[TP, int] = {}  # since the last `begin` or `settle` returned
         self._report: Callable[[dict[TP, int]], None] | None = None
@@ -190,6 +198,20 @@ class Checkpoints:
             await self._wait_progress()
         self._raise_failure()
         return self._take_committable()
+
+    def store_committed(self, partitions: Set[int]) -> None:
+        """The transactions holding the delivered state committed: store it locally, for the
+        member partitions still held (`store_on_commit`); forget the rest."""
+        uncommitted, self._uncommitted = self._uncommitted, []
+        for writes, offsets in uncommitted:
+            kept = [write for write in writes if write.partition in partitions]
+            reached = {p: offset for p, offset in offsets.items() if p in partitions}
+            self.state.store(kept, reached)
+
+    def forget_uncommitted(self) -> None:
+        """Drop state delivered but not yet committed (a rebalance: the next owner restores
+        what commits from the changelog)."""
+        self._uncommitted.clear()
 
     @property
     def in_flight(self) -> int:
@@ -281,7 +303,10 @@ class Checkpoints:
                 stored_at = time.monotonic()
                 observer.stage("changelog", stored_at - checkpoint.state_sent_at)
                 offsets = {partition: last for (_, partition), last in delivered.items()}
-                self.state.store(checkpoint.writes, offsets)
+                if self.store_on_commit:
+                    self._uncommitted.append((checkpoint.writes, offsets))
+                else:
+                    self.state.store(checkpoint.writes, offsets)
                 observer.stage("store", time.monotonic() - stored_at)
             except CheckpointError as failed:
                 self._fail(failed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -120,6 +120,9 @@ class ProcessorConfig:
     # exactly_once: publish again what a replayed record published (an aborted transaction takes
     # its outputs back while the local store keeps its state).
     republish_replays: bool = False
+    # exactly_once: member records reach the local store once their transaction commits
+    # (Checkpoints.store_committed).
+    store_on_commit: bool = False
 
 
 class Processor:
@@ -142,7 +145,9 @@ class Processor:
         self.engine = EditEngine(rules, self.members.claims, self.members.days)
         self.topics = config.topics
         self.observer: BatchObserver = observer or _NoBatchObserver()
-        self.checkpoints = Checkpoints(producer, self.members, self.observer)
+        self.checkpoints = Checkpoints(
+            producer, self.members, self.observer, store_on_commit=config.store_on_commit
+        )
         # Messages of the batch in the making: sent together at its end, straight to the
         # producer (Faust's per-message FutureMessage and buffer task are the costliest part of
         # a Faust send, and its buffer's flush does not wait for everything).
@@ -211,6 +216,11 @@ class Processor:
     async def settle(self) -> dict[TP, int]:
         """Bring every batch in flight to its end; the input offsets now safe to commit."""
         return await self.checkpoints.settle()
+
+    def committed(self, partitions: Set[int]) -> None:
+        """The transactions committed: store their member records (ProcessorConfig
+        .store_on_commit) of these member partitions, still held."""
+        self.checkpoints.store_committed(partitions)
 
     def _process(self, record: InputRecord) -> None:
         config = self.config
@@ -396,6 +406,7 @@ class Processor:
     def forget_assignment(self) -> None:
         """Drop per-partition memory after a rebalance: cached records, clocks and the expiry
         index are rebuilt from the table and the stream."""
+        self.checkpoints.forget_uncommitted()
         self.members.forget()
         self.expiry.reset()
         self._stream_day.clear()

@@ -208,14 +208,35 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         await cast(BatchingTransport, self.transport).settle()
         await super().wait_empty()
 
+    @property
+    def batch_gate(self) -> asyncio.Lock:
+        """Held by the decide task while it processes a batch, and by a transaction's commit."""
+        return cast(BatchingTransport, self.transport).batch_gate
+
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
-        """Faust's commit, timed (the "commit" stage)."""
+        """Faust's commit, timed (the "commit" stage). Under exactly_once, first every batch
+        handed over is settled, and none begins until the commit is done: a transaction then
+        holds no output whose input offset it does not commit. (Faust commits on its own timer:
+        outputs of batches still on their way went into the transaction without their offsets,
+        and after a kill -9 their records were replayed and their committed decisions published
+        again.)"""
+        transport = cast(BatchingTransport, self.transport)
         began = time.monotonic()
         try:
-            committed: bool = await super().commit(*args, **kwargs)
-            return committed
+            if not self.in_transaction:
+                committed: bool = await super().commit(*args, **kwargs)
+                return committed
+            async with transport.batch_gate:
+                await transport.settle()
+                committed = await super().commit(*args, **kwargs)
+                if committed:
+                    held = {
+                        tp.partition for tp in self.assignment() if tp.topic in self.inbox.topics
+                    }
+                    transport.committed(held)
+                return committed
         finally:
-            cast(BatchingTransport, self.transport).stage("commit", time.monotonic() - began)
+            transport.stage("commit", time.monotonic() - began)
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         """Forget processed offsets: they were committed when the partitions were revoked, and
@@ -237,12 +258,15 @@ class BatchingTransport(faust_aiokafka.Transport):
         inbox: Inbox,
         settle: Callable[[], Awaitable[object]],
         stage: Callable[[str, float], None],
+        committed: Callable[[Set[int]], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(url, app, **kwargs)
         self.inbox = inbox
         self.settle = settle
         self.stage = stage
+        self.committed = committed
+        self.batch_gate = asyncio.Lock()
 
 
 def use_inbox(
@@ -250,6 +274,10 @@ def use_inbox(
     inbox: Inbox,
     settle: Callable[[], Awaitable[object]],
     stage: Callable[[str, float], None],
+    committed: Callable[[Set[int]], None],
 ) -> None:
-    """Make `app` consume the inbox's topics through `BatchingConsumer` (before it starts)."""
-    app.transport = BatchingTransport(app.conf.broker_consumer, app, inbox, settle, stage)
+    """Make `app` consume the inbox's topics through `BatchingConsumer` (before it starts);
+    `committed` is told the member partitions held when a transaction commits."""
+    app.transport = BatchingTransport(
+        app.conf.broker_consumer, app, inbox, settle, stage, committed
+    )

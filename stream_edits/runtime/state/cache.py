@@ -127,11 +127,11 @@ class MemberCache:
                 if left_writes > 1:
                     self._index_unstored[write.index_key] = (present, left_writes - 1)
                 continue
-            left = self._unstored[member_id] - 1
+            left = self._unstored.get(member_id, 1) - 1  # none: forgotten by a rebalance
             if left:
                 self._unstored[member_id] = left
             else:
-                del self._unstored[member_id]
+                self._unstored.pop(member_id, None)
                 record = self._records.get(member_id)
                 if record is not None and record.empty and member_id not in self._dirty:
                     del self._records[member_id]

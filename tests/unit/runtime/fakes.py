@@ -110,6 +110,7 @@ def fake_processor(
     member_state_max_bytes: int = 1 << 20,
     observer: BatchObserver | None = None,
     republish_replays: bool = False,
+    store_on_commit: bool = False,
 ) -> Processor:
     """A processor with fakes for the table and producer (one partition unless told)."""
     producer = producer or FakeProducer()
@@ -127,6 +128,7 @@ def fake_processor(
             horizon_days=horizon_days,
             member_state_max_bytes=member_state_max_bytes,
             republish_replays=republish_replays,
+            store_on_commit=store_on_commit,
         ),
         observer=observer,
     )

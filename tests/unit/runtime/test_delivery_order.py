@@ -216,3 +216,30 @@ async def test_replayed_records_publish_again_only_when_told(republish: bool) ->
     latest = {(c, n): (status, revision) for c, n, status, revision in _decisions(first)}
     replayed = {(c, n): (status, revision) for c, n, status, revision in _decisions(again)}
     assert replayed == (latest if republish else {})
+
+
+async def test_under_exactly_once_state_is_stored_only_once_its_transaction_commits() -> None:
+    producer, table = FakeProducer(), DictTable()
+    processor = fake_processor(table, producer=producer, store_on_commit=True)
+    # Delivered (in the open transaction): committable, so Faust commits it with the offsets.
+    assert await _run(processor) == {P0: 3}
+    assert _topics(producer).count("members-changelog") == 5
+    assert table.data == {} and table.persisted_offsets == {}
+    # The next batch reads the member from the cache, not from the store that lacks it.
+    await processor.process_batch(_batch(3), {P0: 6})
+    assert processor.stats.redeliveries == 3
+    await processor.settle()
+    processor.committed({0})
+    assert set(table.data) == STORED and table.persisted_offsets == {0: 6}
+
+
+async def test_a_rebalance_forgets_state_no_transaction_committed() -> None:
+    table = DictTable()
+    processor = fake_processor(table, store_on_commit=True)
+    await _run(processor)
+    processor.forget_assignment()  # the next owner restores what committed from the changelog
+    processor.committed({0})
+    assert table.data == {}
+    await _run(processor)
+    processor.committed({1})  # partition 0 is no longer held: nothing of it is stored
+    assert table.data == {}
