@@ -44,6 +44,8 @@ GRAFTS = [
     (faust_aiokafka.Consumer, "_filter_tps_with_pending_acks", ["topics"]),
     (faust_aiokafka.Consumer, "wait_empty", []),
     (faust_aiokafka.Consumer, "on_partitions_assigned", ["assigned", "generation_id"]),
+    # transport.py: under exactly_once BatchingConsumer.commit settles the batches first
+    (faust_aiokafka.Consumer, "commit", ["topics", "start_new_transaction"]),
     # faust_compat.py: the RocksDB partition databases and the producer behind Faust's
     (RocksDBStore, "_db_for_partition", ["partition"]),
     (faust_aiokafka.Producer, "_ensure_producer", []),
@@ -85,6 +87,20 @@ def test_the_consumer_attributes_the_inbox_reads_are_still_there() -> None:
     assert "self._active_partitions.update(" in inspect.getsource(FaustConsumer._set_active_tps)
     assert faust_aiokafka.Transport.Consumer is faust_aiokafka.Consumer, (
         "faust's aiokafka Transport no longer names its consumer class in `Consumer`"
+    )
+
+
+def test_every_commit_of_faust_goes_through_the_consumers_commit() -> None:
+    # BatchingConsumer.commit settles every batch before a transaction commits: a commit path
+    # that bypassed it would commit outputs without their offsets again.
+    for name in ("_commit_handler", "commit_and_end_transactions", "on_task_error"):
+        member = getattr(FaustConsumer, name)
+        source = inspect.getsource(getattr(member, "fun", member))  # a Service task wraps it
+        assert "await self.commit(" in source, f"faust Consumer.{name} no longer calls commit()"
+    source = inspect.getsource(FaustConsumer)
+    assert source.count("self.force_commit(") == 1, "faust commits somewhere besides commit()"
+    assert "self.in_transaction = self.app.in_transaction" in source, (
+        "faust Consumer.in_transaction is gone"
     )
 
 
