@@ -33,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream_edits.gc_pause import freeze_long_lived, gc_paused
 from stream_edits.kafka.admin import create_topics
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.settings import Settings
@@ -420,14 +421,20 @@ class Run:
             stages_before = await self._stages()
             await self._start_profiler(pid, str(phase.rate))
             cpu_start = self._cpu()
-            offered = await self._produce(producer, lines, rate=phase.rate)
-            target += self._expected(lines)
-            await self._wait(
-                self._answered(target),
-                self.options.settle_timeout_s,
-                "paced lines",
-                soft=True,
-            )
+            # This process keeps the whole workload and every answer in memory: a collection
+            # of it paused the producer and the collector for 100-200 ms every few seconds,
+            # which read as latency of whichever pipeline was measured. Frozen and paused, the
+            # paced run makes no cycles to collect (reference counting frees what it drops).
+            freeze_long_lived()
+            with gc_paused():
+                offered = await self._produce(producer, lines, rate=phase.rate)
+                target += self._expected(lines)
+                await self._wait(
+                    self._answered(target),
+                    self.options.settle_timeout_s,
+                    "paced lines",
+                    soft=True,
+                )
             cpu_end = self._cpu()
             await self._stop_profiler()
             if self.pipeline.web_ports:

@@ -63,7 +63,9 @@ METHOD = [
     "holding the line's index.",
     "Latency: from this process's producer.send call to this process fetching the line's first "
     "output. Lines the processor answers with nothing are not expected; lines not answered "
-    "within the settle timeout count as missing, not in the percentiles.",
+    "within the settle timeout count as missing, not in the percentiles. During a paced run "
+    "this process's own garbage collector is off (its heap frozen before): its collections "
+    "paused the producer and the collector for 100-200 ms every few seconds.",
     "(d) is (c) fed the same lines without keys: the producer spreads them over the "
     "partitions, and the processor forwards each line not on its member's partition through "
     "its repartition topic (3 of 4 lines with 4 partitions).",
