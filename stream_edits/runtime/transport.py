@@ -44,15 +44,12 @@ IDLE_POLL_S = 0.05
 # or 1,500 ms, so the broker answers a parked fetch as soon as any record arrives; with records
 # taken as they arrive, that is a fetch round trip (and a hand-over between the threads, each
 # waiting for the other to let go of the GIL) per producer request, thousands a second at 5,000
-# lines/s, which cost more than they save. Waiting up to 10 ms for 64 KiB bounds those round
-# trips, and the batches behind them, at 100 a second while data trickles in; a backlog fills a
-# fetch at once. Each batch costs the worker about as much as 50 lines (its fetch, two produce
-# requests, the store writes), so at 1,000-5,000 lines/s fewer, larger batches leave the two
-# cores less loaded, and the latency tail, which comes from that load, shorter: 5 ms against
-# 10 ms in one bench run gave 155 against 141 CPU us per line and p99 158 against 136 ms at
-# 5,000 lines/s (docs/performance.md).
+# lines/s, which cost more than they save. Waiting up to 5 ms for 64 KiB bounds those round
+# trips at 200 a second while data trickles in; a backlog fills a fetch at once. (10 ms halves
+# the batches at moderate rates, but in one bench run it gave p99 27.5 against 17.0 ms at
+# 5,000 lines/s and the same CPU per line: docs/performance.md.)
 FETCH_MIN_BYTES = 64 * 1024
-FETCH_MAX_WAIT_MS = 10
+FETCH_MAX_WAIT_MS = 5
 # How often Faust's fetch loop looks for partitions of other topics (changelogs to recover)
 # while only the inbox's are active.
 OTHERS_POLL_S = 0.1
