@@ -97,8 +97,10 @@ class Settings(BaseSettings):
     """at_least_once or exactly_once, each with any number of workers (docs/guarantees.md)."""
     horizon_days: int = Field(default=400, ge=1)
     """Days a claim entry or patient-day is kept after its last activity (stream time)."""
-    batch_max: int = Field(default=2000, ge=1)
-    """The most input events the decide task takes at a time (whatever has queued up)."""
+    batch_max: int = Field(default=8000, ge=1)
+    """The most input events the decide task takes at a time (whatever has queued up). Only a
+    backlog fills a batch; the larger it is, the fewer times a member's record is read, encoded
+    and stored per line (docs/performance.md)."""
     producer_linger_ms: float = Field(default=0.0, ge=0)
     """How long sends wait to fill a batch. The processor appends a whole batch's messages before
     it flushes, so its requests are full without waiting."""

@@ -99,8 +99,10 @@ class LineDecision:
             "member_id": self.member_id,
             "date_of_service": self.date_of_service.isoformat(),
             "procedure_code": self.procedure_code,
-            "status": self.status.value,
-            "edits": [e.model_dump(mode="json", exclude_none=True) for e in self.edits],
+            "status": str(self.status),  # the StrEnum's value, without Enum's property
+            "edits": [e.model_dump(mode="json", exclude_none=True) for e in self.edits]
+            if self.edits
+            else [],
             "revision": self.revision,
             "changed_by": _cause_json(self.changed_by),
         }

@@ -55,8 +55,11 @@ class Verdict:
 
         A plain list, so it compares equal to itself after an orjson round trip.
         """
+        # str(): a StrEnum's value without Enum's Python-level `value` property (per line).
+        if not self.edits:
+            return [str(self.status), []]
         return [
-            self.status.value,
+            str(self.status),
             [
                 [
                     e.code,

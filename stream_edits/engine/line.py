@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream_edits.engine import EditEngine, LineDecision
-from stream_edits.engine.core import unresolved_reference
 from stream_edits.engine.intake import decode_claim_line
 from stream_edits.models import ClaimLineEvent, Rejection
 
@@ -21,12 +20,9 @@ class LineResult:
     decisions: list[LineDecision] = field(default_factory=list)
     rejection: Rejection | None = None
     duplicate: bool = False  # an exact redelivery: `decisions` restate the current ones
-    # A correction whose original is not known yet: decided all the same, and reported.
+    # A correction whose original is not known yet: decided all the same, and reported
+    # (engine.core.unresolved_reference).
     unresolved: ClaimLineEvent | None = None
-
-    def notice(self) -> Rejection | None:
-        """The `unresolved_reference` notice of this line, if any."""
-        return None if self.unresolved is None else unresolved_reference(self.unresolved)
 
 
 def decide_line(

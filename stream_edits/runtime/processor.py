@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
 from stream_edits.engine import EditEngine, LineDecision
+from stream_edits.engine.core import unresolved_reference
 from stream_edits.engine.intake import decode_claim_line
 from stream_edits.engine.line import decide_line
 from stream_edits.gc_pause import gc_paused
@@ -274,9 +275,8 @@ class Processor:
         if result.duplicate:
             self.stats.redeliveries += 1
         self._publish(record, parsed, result.decisions, owner)
-        notice = result.notice()
-        if notice is not None and (not replayed or config.republish_replays):
-            self.dead_letter(record, notice)
+        if result.unresolved is not None and (not replayed or config.republish_replays):
+            self.dead_letter(record, unresolved_reference(result.unresolved))
 
     def _forward(self, record: InputRecord, member_id: str, owner: int) -> None:
         """Send the record, bytes unchanged, to its member's partition of the repartition topic,
@@ -313,21 +313,24 @@ class Processor:
         if decisions and timestamp is not None:
             self._timestamps.append(timestamp)
         consumed = TP(record.topic, record.partition)
+        output, outbox, sources = self.topics.output, self._outbox, self._sources
+        decided_at = self._decided_at
         for decision in decisions:
             if decision.line_number != line.line_number or decision.claim_id != line.claim_id:
                 self.stats.revisions += 1
-            by_status[decision.status.value] = by_status.get(decision.status.value, 0) + 1
+            status = str(decision.status)  # the StrEnum's value, without Enum's property
+            by_status[status] = by_status.get(status, 0) + 1
             for edit in decision.edits:
                 by_edit[edit.code] = by_edit.get(edit.code, 0) + 1
             value = decision.to_wire()
             value["provider_npi"] = decision.provider_npi
-            value["decided_at"] = self._decided_at
+            value["decided_at"] = decided_at
             value["source"] = source
             # The member's partition: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            self._outbox.append(Message(self.topics.output, key, orjson.dumps(value), owner, None))
-            self._sources.append(consumed)
+            outbox.append(Message(output, key, orjson.dumps(value), owner, None))
+            sources.append(consumed)
         self.stats.decisions += len(decisions)
 
     def dead_letter(self, record: InputRecord, rejection: Rejection) -> None:
@@ -383,16 +386,18 @@ class Processor:
         """Drop this partition's claim entries and days last touched before `cutoff`.
 
         Visits only members the expiry index files before the cutoff. Written members are
-        filed at each flush; members changed in this batch are filed here, so where the batch
-        boundaries fall changes nothing. The first sweep of a partition after (re)assignment
-        files every member it owns with one full scan.
+        filed at each flush; members changed in this batch since the partition's last sweep are
+        filed here, so where the batch boundaries fall changes nothing. The first sweep of a
+        partition after (re)assignment files every member it owns with one full scan.
         """
-        built = self.expiry.built(partition)
-        to_file = self.members.dirty_ids() if built else self.members.member_ids()
+        unfiled = self.members.take_unfiled(partition)
+        if self.expiry.built(partition):
+            to_file = unfiled
+        else:
+            to_file = [m for m in self.members.member_ids() if self.owner(m) == partition]
         for member_id in to_file:
-            if self.owner(member_id) == partition:
-                record = self.members.record(member_id)
-                self.expiry.file(partition, member_id, record.earliest_day())
+            record = self.members.record(member_id)
+            self.expiry.file(partition, member_id, record.earliest_day())
         self.expiry.mark_built(partition)
         for member_id in self.expiry.due(partition, cutoff):
             record = self.members.record(member_id)

@@ -40,6 +40,8 @@ class MemberCache:
         self.capacity = capacity
         self._records: dict[str, MemberRecord] = {}
         self._dirty: dict[str, int] = {}  # changed in the batch in the making → partition
+        # Per partition, members changed since the processor last took them (`take_unfiled`).
+        self._unfiled: dict[int, set[str]] = {}
         self._unstored: dict[str, int] = {}  # encoded writes not yet stored, per member
         # Index keys written but not yet stored: (present after the last write, writes left).
         self._index_unstored: dict[bytes, tuple[bool, int]] = {}
@@ -71,7 +73,13 @@ class MemberCache:
 
     def mark(self, member_id: str) -> None:
         """Write this member's record at the end of the batch."""
-        self._dirty[member_id] = self.owner(member_id)
+        partition = self._dirty.get(member_id)
+        if partition is None:
+            partition = self._dirty[member_id] = self.owner(member_id)
+        unfiled = self._unfiled.get(partition)
+        if unfiled is None:
+            unfiled = self._unfiled[partition] = set()
+        unfiled.add(member_id)
 
     def writes(self) -> list[MemberWrite]:
         """Encode every changed record (an empty one as a deletion), each followed by its claim
@@ -96,6 +104,7 @@ class MemberCache:
                 key = claim_index_key(claim_id, member_id)
                 writes.append(self._index_write(partition, member_id, key, earliest_day, False))
         self._dirty.clear()
+        self._unfiled.clear()
         return writes
 
     def _indexed(self, partition: int, key: bytes) -> bool:
@@ -147,12 +156,14 @@ class MemberCache:
         """Drop every cached record (after a rebalance the table is the truth)."""
         self._records.clear()
         self._dirty.clear()
+        self._unfiled.clear()
         self._unstored.clear()
         self._index_unstored.clear()
 
-    def dirty_ids(self) -> list[str]:
-        """Members changed in the batch in the making."""
-        return list(self._dirty)
+    def take_unfiled(self, partition: int) -> list[str]:
+        """Members of `partition` changed since the last call for it in the batch in the making
+        (each batch starts afresh: its writes are filed at its end)."""
+        return list(self._unfiled.pop(partition, ()))
 
     def member_ids(self) -> list[str]:
         """Members stored on the partitions this worker owns, or cached."""
