@@ -243,7 +243,9 @@ class Checkpoints:
         if changelog is not None:
             writes = checkpoint.writes
             messages = [Message(changelog, w.key, w.value, w.partition, None) for w in writes]
-            sources = [TP(changelog, w.partition) for w in writes]
+            # One TP per partition, not per write (a NamedTuple costs a Python-level call).
+            tps = {p: TP(changelog, p) for p in {w.partition for w in writes}}
+            sources = [tps[w.partition] for w in writes]
         checkpoint.state_sent_at = time.monotonic()
         checkpoint.state_sent = await self._send(messages, sources)
         if self._state_waiter is not None:

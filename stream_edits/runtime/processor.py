@@ -156,6 +156,7 @@ class Processor:
         # Per message of the outbox, the consumed partition whose record made it: under
         # exactly_once a message joins that partition's transaction (see delivery.send).
         self._sources: list[TP] = []
+        self._tps_of: dict[str, dict[int, TP]] = {}  # topic → partition → its TP (_consumed_tp)
         self._decided_at = ""  # when the batch in the making started: its decisions' time
         self._timestamps: list[int] = []  # of the batch's records that published decisions
         self._muted = False  # the record being processed publishes nothing (before the window)
@@ -284,8 +285,19 @@ class Processor:
         headers = origin_headers(self._origin(record))
         message = Message(self.topics.repartition, member_id.encode(), record.value, owner, headers)
         self._outbox.append(message)
-        self._sources.append(TP(record.topic, record.partition))
+        self._sources.append(self._consumed_tp(record))
         self.stats.forwarded += 1
+
+    def _consumed_tp(self, record: InputRecord) -> TP:
+        """The record's topic partition, one TP object per partition (a NamedTuple costs a
+        Python-level call to build; this is per line)."""
+        tps = self._tps_of.get(record.topic)
+        if tps is None:
+            tps = self._tps_of[record.topic] = {}
+        tp = tps.get(record.partition)
+        if tp is None:
+            tp = tps[record.partition] = TP(record.topic, record.partition)
+        return tp
 
     @staticmethod
     def _origin(record: InputRecord) -> Origin:
@@ -312,7 +324,7 @@ class Processor:
             timestamp = record.timestamp
         if decisions and timestamp is not None:
             self._timestamps.append(timestamp)
-        consumed = TP(record.topic, record.partition)
+        consumed = self._consumed_tp(record)
         output, outbox, sources = self.topics.output, self._outbox, self._sources
         decided_at = self._decided_at
         for decision in decisions:
@@ -361,7 +373,7 @@ class Processor:
             self.topics.app_id,
         )
         self._outbox.append(message)
-        self._sources.append(TP(record.topic, record.partition))
+        self._sources.append(self._consumed_tp(record))
 
     # -- expiry by stream time ------------------------------------------------------------------
 

@@ -62,7 +62,8 @@ class _Bucket:
         if len(self.samples) < SAMPLES_PER_BUCKET:
             self.samples.append(latency_ms)
         else:
-            slot = rng.randrange(self.seen)
+            # Uniform over the latencies seen (a reservoir): random() is C, randrange Python.
+            slot = int(rng.random() * self.seen)
             if slot < SAMPLES_PER_BUCKET:
                 self.samples[slot] = latency_ms
 
@@ -326,7 +327,7 @@ class Telemetry:
     def delivered(self, record_timestamps_ms: Sequence[int]) -> None:
         """Decisions of records with these timestamps were delivered just now."""
         now_ms = time.time() * 1000
-        latencies = [max(0.0, now_ms - ts) for ts in record_timestamps_ms]
+        latencies = [now_ms - ts if ts < now_ms else 0.0 for ts in record_timestamps_ms]
         self.latency.observe_many([latency / 1000 for latency in latencies])
         self.timeline.latencies(latencies)
 

@@ -90,11 +90,12 @@ class MemberCache:
             record = self._records[member_id]
             if record.empty:
                 earliest_day = 0
-                writes.append(MemberWrite(partition, member_id, None, 0))
+                writes.append(MemberWrite(partition, member_id, None, 0, member_id.encode()))
             else:
                 value, earliest_day = record.stored()
                 record.size = len(value)
-                writes.append(MemberWrite(partition, member_id, value, earliest_day))
+                key = member_id.encode()
+                writes.append(MemberWrite(partition, member_id, value, earliest_day, key))
             put, dropped = record.claim_changes()
             for claim_id in put:
                 key = claim_index_key(claim_id, member_id)
@@ -120,7 +121,7 @@ class MemberCache:
         left = self._index_unstored.get(key, (present, 0))[1]
         self._index_unstored[key] = (present, left + 1)
         value = INDEX_VALUE if present else None
-        return MemberWrite(partition, member_id, value, earliest_day, key)
+        return MemberWrite(partition, member_id, value, earliest_day, key, key)
 
     def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""

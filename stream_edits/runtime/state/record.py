@@ -29,12 +29,8 @@ class MemberWrite:
     member_id: str
     value: bytes | None
     earliest_day: int
+    key: bytes  # the table key: the member id's UTF-8, or `index_key`
     index_key: bytes | None = None
-
-    @property
-    def key(self) -> bytes:
-        """The table key."""
-        return self.member_id.encode() if self.index_key is None else self.index_key
 
 
 class MemberRecord:
