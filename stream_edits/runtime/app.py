@@ -121,10 +121,10 @@ def create_app(settings: Settings) -> faust.App:
             horizon_days=settings.horizon_days,
             member_state_max_bytes=settings.member_state_max_bytes,
             member_cache=settings.member_cache,
-            # Under exactly_once a transaction can abort (a rebalance, a stop) after its state
-            # was stored locally: records replayed then publish their decisions again, in the
-            # new one.
-            republish_replays=settings.processing_guarantee == "exactly_once",
+            # A record replayed after its state was stored may never have had its decisions
+            # delivered (they go out after the state: checkpoint.py), or, under exactly_once,
+            # had them in a transaction that aborted: it publishes them again.
+            republish_replays=True,
             # ... and the local store holds only what a transaction committed: after a kill -9
             # the records of the aborted one are decided again as new, and published once.
             store_on_commit=settings.processing_guarantee == "exactly_once",

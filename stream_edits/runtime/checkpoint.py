@@ -1,25 +1,25 @@
-"""The delivery order of every batch, in one place: decisions delivered → state delivered and
-stored → input offsets committable.
+"""The delivery order of every batch, in one place: state delivered and stored → decisions
+delivered → input offsets committable.
 
-A batch's checkpoint holds what the batch sent (decisions, dead letters, forwarded records), the
-member records it changed and the input offsets after it. `Checkpoints` moves each through three
-steps, each waiting for the one before:
-1. its outputs are delivered (every send's result checked);
-2. then its member records are sent to the table's changelog and delivered, and only then
-   written to the local store with the changelog offsets reached;
+A batch's checkpoint holds the member records it changed, what it publishes (decisions, dead
+letters, forwarded records) and the input offsets after it. `Checkpoints` moves each through
+three steps, each waiting for the one before:
+1. its member records are sent to the table's changelog and delivered, and then written to the
+   local store with the changelog offsets reached;
+2. then its outputs are sent and delivered (every send's result checked);
 3. then its input offsets are handed back as committable.
-Crash safety (at-least-once, nothing lost): a crash before step 2 replays the batch against the
-state before it (the same decisions and revisions, sent again); after it, replayed records the
-member record already applied are skipped, their outputs having been delivered in step 1.
+No decision is published before the state that made it is durable, so a line's revisions only
+increase, even across a crash. Crash safety (at-least-once, nothing lost): a crash before step 1
+ends replays the batch against the state before it (nothing of the batch was published); after
+it, replayed records the member record already applied are restated (their current decisions
+published again: `ProcessorConfig.republish_replays`), their outputs having perhaps never gone
+out. Had the outputs gone first, a crash between the two steps would replay the batch against
+the older state, through another interleaving of the member's partitions, and could publish a
+line's revisions again with other content (or leave the newest record of a line stale).
 The steps run in a task of their own, a batch at a time, oldest first, while the decide task
 goes on with the next batches (up to `MAX_IN_FLIGHT` of them sent and not yet committable): a
-batch's state is sent only after its outputs and those of every earlier batch are delivered, and
-its offsets become committable only after the state of every earlier batch is stored.
-
-A delivered batch's state waits up to `STATE_LINGER_S` for the next batch's outputs and goes out
-with them, in one produce request: a produce round trip per batch instead of two while lines
-arrive steadily (each costs the worker's main thread a request to encode, a socket send and a
-response to decode). The next batch's outputs never wait for it.
+batch's state is sent as it is handed over, after the state of every earlier batch; its outputs
+are sent once its state is stored and the outputs of every earlier batch are delivered.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ class CheckpointError(Exception):
     """A step of a checkpoint failed: nothing of that batch, or after it, becomes committable."""
 
 
-class OutputsNotDelivered(CheckpointError):
-    """Step 1 failed: a decision, dead letter or forwarded record was not delivered."""
-
-
 class StateNotDelivered(CheckpointError):
-    """Step 2 failed: a member record did not reach the changelog (the local store is untouched)."""
+    """Step 1 failed: a member record did not reach the changelog (the local store is untouched,
+    nothing of the batch was published)."""
+
+
+class OutputsNotDelivered(CheckpointError):
+    """Step 2 failed: a decision, dead letter or forwarded record was not delivered."""
 
 
 class CheckpointObserver(Protocol):
@@ -57,7 +58,7 @@ class CheckpointObserver(Protocol):
         """The decisions of records with these timestamps were delivered just now."""
 
     def checkpointed(self, seconds: float) -> None:
-        """A batch's offsets became committable `seconds` after its outputs were sent."""
+        """A batch's offsets became committable `seconds` after its state was sent."""
 
     def stage(self, name: str, seconds: float) -> None:
         """One stage of a batch took `seconds` (names in `STAGES`)."""
@@ -90,29 +91,25 @@ class StateStore(Protocol):
 # Batches between their outputs being sent and their offsets becoming committable. Beyond this
 # many, `begin` waits for the oldest: it bounds the member records held for the store.
 MAX_IN_FLIGHT = 4
-# How long a batch's state, its outputs delivered, waits for the next batch's outputs to go out
-# with (a batch is taken about every 5-10 ms while lines arrive steadily); after that it is sent
-# alone. It delays only when the batch's offsets become committable.
-STATE_LINGER_S = 0.01
 
 
 @dataclass
 class _Checkpoint:
-    """One batch on its way: what it sent, its state, its input offsets."""
+    """One batch on its way: its state, what it publishes, its input offsets."""
 
-    sent: Sent
+    state_sent: Sent  # its member records, handed to the producer as the batch was
     writes: list[MemberWrite]
+    outputs: Sequence[Message]
+    sources: Sequence[TP] | None  # per output, its consumed partition (exactly_once)
     next_offsets: dict[TP, int]
-    timestamps: Sequence[int]  # of the input records whose decisions the batch sent
-    began: float  # time.monotonic() when its outputs were sent
-    state_sent: Sent | None = None  # its member records, once handed to the producer
-    state_sent_at: float = 0.0
+    timestamps: Sequence[int]  # of the input records whose decisions the batch publishes
+    began: float  # time.monotonic() when its state was sent
 
 
 class Checkpoints:
     """Batches between processing and commit, each taken through the three steps in order.
 
-    A batch's outputs are sent as it is handed over (`begin`); a task of its own then takes the
+    A batch's state is sent as it is handed over (`begin`); a task of its own then takes the
     batches, oldest first, through the steps, so the decide task never waits on a delivery
     unless `MAX_IN_FLIGHT` batches are on their way. Committable offsets go to `committable`
     (set with `report_to`) as they become so, and are also returned by `begin` and `settle`.
@@ -135,14 +132,12 @@ class Checkpoints:
         self.store_on_commit = store_on_commit
         # Delivered in the open transactions, to store once they commit (store_on_commit).
         self._uncommitted: list[tuple[list[MemberWrite], dict[int, int]]] = []
-        self._in_flight: deque[_Checkpoint] = deque()  # outputs sent, oldest first
+        self._in_flight: deque[_Checkpoint] = deque()  # state sent, oldest first
         self._committable: dict[TP, int] = {}  # since the last `begin` or `settle` returned
         self._report: Callable[[dict[TP, int]], None] | None = None
         self._on_failure: Callable[[CheckpointError], None] | None = None
         self._failure: CheckpointError | None = None
         self._progress = asyncio.Event()  # a batch finished its steps, or failed
-        # The driver, waiting for `begin` to hand a batch's state over (`_state_handed_over`).
-        self._state_waiter: asyncio.Future[None] | None = None
         self._driver: asyncio.Task[None] | None = None
 
     def report_to(
@@ -162,7 +157,8 @@ class Checkpoints:
         timestamps: Sequence[int] = (),
         sources: Sequence[TP] | None = None,
     ) -> dict[TP, int]:
-        """Send a processed batch's outputs and queue the batch for its steps.
+        """Send a processed batch's state and queue the batch for its steps (its outputs go
+        out once the state is stored).
 
         `timestamps` are those of the input records whose decisions are among the outputs (for
         the latency the observer measures); `sources`, per output, the consumed partition whose
@@ -171,20 +167,10 @@ class Checkpoints:
         """
         self._raise_failure()
         began = time.monotonic()
-        # Claimed before the first await, so the driver never sends the same state again.
-        carried = self._claim_delivered_states()
-        try:
-            sent = await self._send(outputs, sources)
-            for checkpoint in carried:  # before anything yields: the same produce request
-                await self._send_state(checkpoint)
-        except BaseException:  # the driver sends what was not handed over (or fails on it)
-            for checkpoint in carried:
-                if checkpoint.state_sent is _CLAIMED:
-                    checkpoint.state_sent = None
-            if self._state_waiter is not None:
-                _resolve(self._state_waiter)
-            raise
-        self._in_flight.append(_Checkpoint(sent, writes, dict(next_offsets), timestamps, began))
+        state_sent = await self._send_state(writes)
+        self._in_flight.append(
+            _Checkpoint(state_sent, writes, outputs, sources, dict(next_offsets), timestamps, began)
+        )
         if self._driver is None or self._driver.done():
             self._driver = asyncio.ensure_future(self._drive())
         while len(self._in_flight) > MAX_IN_FLIGHT and self._failure is None:
@@ -222,55 +208,16 @@ class Checkpoints:
         # The producer is the transaction manager under exactly_once: sends stay transactional.
         return await send(await self.producer(), messages, sources)
 
-    def _claim_delivered_states(self) -> list[_Checkpoint]:
-        """The batches whose state may go out now, oldest first: every output of theirs and of
-        every batch before them acknowledged without error, their state not yet claimed."""
-        ready = []
-        for checkpoint in self._in_flight:
-            if not checkpoint.sent.delivered():
-                break
-            if checkpoint.state_sent is None:
-                checkpoint.state_sent = _CLAIMED
-                ready.append(checkpoint)
-        return ready
-
-    async def _send_state(self, checkpoint: _Checkpoint) -> None:
+    async def _send_state(self, writes: Sequence[MemberWrite]) -> Sent:
         """Hand a batch's member records to the producer, for the table's changelog."""
-        checkpoint.state_sent = _CLAIMED
         changelog = self.state.changelog_topic
-        messages: list[Message] = []
-        sources: list[TP] = []  # a member's record belongs to the partition of its lines
-        if changelog is not None:
-            writes = checkpoint.writes
-            messages = [Message(changelog, w.key, w.value, w.partition, None) for w in writes]
-            # One TP per partition, not per write (a NamedTuple costs a Python-level call).
-            tps = {p: TP(changelog, p) for p in {w.partition for w in writes}}
-            sources = [tps[w.partition] for w in writes]
-        checkpoint.state_sent_at = time.monotonic()
-        checkpoint.state_sent = await self._send(messages, sources)
-        if self._state_waiter is not None:
-            _resolve(self._state_waiter)
-
-    async def _state_carried(self, checkpoint: _Checkpoint) -> None:
-        """Wait up to STATE_LINGER_S for `begin` to carry the batch's state; else send it."""
-        if checkpoint.state_sent is None:
-            await self._state_handed_over(STATE_LINGER_S)
-        while checkpoint.state_sent is _CLAIMED:  # `begin` is handing it over right now
-            await self._state_handed_over(None)
-        if checkpoint.state_sent is None:
-            await self._send_state(checkpoint)
-
-    async def _state_handed_over(self, timeout: float | None) -> None:
-        """Wait until `begin` hands a batch's state to the producer (or `timeout` seconds)."""
-        loop = asyncio.get_running_loop()
-        self._state_waiter = waiter = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, _resolve, waiter)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._state_waiter = None
+        if changelog is None:
+            return await self._send([], [])
+        messages = [Message(changelog, w.key, w.value, w.partition, None) for w in writes]
+        # A member's record belongs to the partition of its lines; one TP per partition, not
+        # per write (a NamedTuple costs a Python-level call).
+        tps = {p: TP(changelog, p) for p in {w.partition for w in writes}}
+        return await self._send(messages, [tps[w.partition] for w in writes])
 
     async def _wait_progress(self) -> None:
         self._progress.clear()
@@ -287,29 +234,29 @@ class Checkpoints:
     async def _drive(self) -> None:
         """Take the batches in flight through their steps, oldest first, until none is left.
 
-        One batch at a time: its state is sent only once its outputs and those of every batch
-        before it are delivered, and stored after the state of every batch before it.
+        One batch at a time: its state is stored after the state of every batch before it, and
+        its outputs are sent once it is stored and every earlier batch's outputs are delivered.
         """
         observer = self.observer
         while self._in_flight and self._failure is None:
             checkpoint = self._in_flight[0]
             try:
-                await _wait(checkpoint.sent, OutputsNotDelivered)
-                acknowledged = checkpoint.sent.acknowledged_at
-                observer.stage("outputs", max(0.0, acknowledged - checkpoint.began))
-                if checkpoint.timestamps:
-                    observer.delivered(checkpoint.timestamps)
-                await self._state_carried(checkpoint)
-                assert checkpoint.state_sent is not None and checkpoint.state_sent is not _CLAIMED
                 delivered = await _wait(checkpoint.state_sent, StateNotDelivered)
                 stored_at = time.monotonic()
-                observer.stage("changelog", stored_at - checkpoint.state_sent_at)
+                acknowledged = checkpoint.state_sent.acknowledged_at
+                observer.stage("changelog", max(0.0, acknowledged - checkpoint.began))
                 offsets = {partition: last for (_, partition), last in delivered.items()}
                 if self.store_on_commit:
                     self._uncommitted.append((checkpoint.writes, offsets))
                 else:
                     self.state.store(checkpoint.writes, offsets)
                 observer.stage("store", time.monotonic() - stored_at)
+                sent_at = time.monotonic()
+                sent = await self._send(checkpoint.outputs, checkpoint.sources)
+                await _wait(sent, OutputsNotDelivered)
+                observer.stage("outputs", max(0.0, sent.acknowledged_at - sent_at))
+                if checkpoint.timestamps:
+                    observer.delivered(checkpoint.timestamps)
             except CheckpointError as failed:
                 self._fail(failed)
                 return
@@ -330,15 +277,6 @@ class Checkpoints:
         self._progress.set()
         if self._on_failure is not None:
             self._on_failure(error)
-
-
-# Marks a batch's state as being handed to the producer (by `begin` or the driver).
-_CLAIMED = Sent()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def _wait(sent: Sent, error: type[CheckpointError]) -> LastOffsets:

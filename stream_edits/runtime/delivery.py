@@ -54,13 +54,6 @@ class Sent:
     def _acknowledged(self, _: asyncio.Future[Any]) -> None:
         self.acknowledged_at = max(self.acknowledged_at, time.monotonic())
 
-    def delivered(self) -> bool:
-        """True when every message is acknowledged, none with an error (without waiting)."""
-        return all(
-            future.done() and not future.cancelled() and future.exception() is None
-            for future, _ in self.futures
-        )
-
     async def wait(self) -> LastOffsets:
         """Wait until all are acknowledged; raise the first error; the last offset per topic
         partition."""

@@ -118,8 +118,9 @@ class ProcessorConfig:
     # Partition → offset: records before it are decided without publishing what they cause (a
     # replay rebuilding state before its window). None publishes everything.
     publish_from: Mapping[int, int] | None = None
-    # exactly_once: publish again what a replayed record published (an aborted transaction takes
-    # its outputs back while the local store keeps its state).
+    # Publish again what a replayed record published: its state was delivered before its outputs
+    # (which a crash may have lost), or under exactly_once its transaction aborted. False for a
+    # replay, which starts from no state.
     republish_replays: bool = False
     # exactly_once: member records reach the local store once their transaction commits
     # (Checkpoints.store_committed).

@@ -10,8 +10,6 @@ from faust.types import TP
 
 from stream_edits.runtime.checkpoint import (
     MAX_IN_FLIGHT,
-    STATE_LINGER_S,
-    CheckpointError,
     OutputsNotDelivered,
     StateNotDelivered,
 )
@@ -64,10 +62,20 @@ async def _run(processor: Processor) -> dict[TP, int]:
     return committable
 
 
-async def test_decisions_go_out_before_state_and_state_is_stored_after_its_changelog() -> None:
+async def test_state_is_delivered_and_stored_before_its_decisions_go_out() -> None:
     producer, table = FakeProducer(), DictTable()
+    stored_before_decisions: list[bool] = []
+    send = producer.send
+
+    async def noting_send(topic: str, *args: object) -> object:
+        if topic == "claim-edits" and not stored_before_decisions:
+            stored_before_decisions.append(set(table.data) == STORED)
+        return await send(topic, *args)  # type: ignore[arg-type]
+
+    producer.send = noting_send  # type: ignore[method-assign]
     assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
-    assert _topics(producer) == ["claim-edits"] * 4 + ["members-changelog"] * 5
+    assert _topics(producer) == ["members-changelog"] * 5 + ["claim-edits"] * 4
+    assert stored_before_decisions == [True]
     assert _decisions(producer) == EXPECTED
     changelog = {key: value for topic, key, value in producer.sent if topic == "members-changelog"}
     assert changelog == table.data and set(table.data) == STORED
@@ -80,68 +88,41 @@ async def test_batches_overlap_but_each_step_waits_for_the_one_before() -> None:
     processor = fake_processor(table, producer=producer)
     reported: list[dict[TP, int]] = []
     processor.checkpoints.report_to(reported.append, _never_fails)
-    # Neither batch waits for a delivery: both send their decisions at once (the second's are
-    # redeliveries, re-sent: it read the first batch's state before it was stored).
+    # Neither batch waits for a delivery: both send their state at once (the second's lines
+    # are redeliveries: it read the first batch's records before they were stored).
     assert await processor.process_batch(_batch(), {P0: 3}) == {}
     assert await processor.process_batch(_batch(3), {P0: 6}) == {}
     assert processor.stats.redeliveries == 3
     await asyncio.sleep(0.01)
-    # No state is sent before the first batch's decisions are delivered.
-    assert set(_topics(producer)) == {"claim-edits"} and processor.checkpoints.in_flight == 2
-    producer.release()
-    await asyncio.sleep(STATE_LINGER_S + 0.01)
-    # The first batch's state is sent (alone: no batch came to carry it), the second's waits
-    # for it; nothing stored or committable.
-    assert _topics(producer).count("members-changelog") == 5
+    # No decision is sent before the first batch's state is delivered and stored; index keys
+    # on their way are not written again by the second batch.
+    assert _topics(producer) == ["members-changelog"] * 7 and processor.checkpoints.in_flight == 2
     assert table.data == {} and reported == []
+    producer.release()  # both states
+    await asyncio.sleep(0.01)
+    # The first batch is stored and its decisions sent; the second's wait for them.
+    assert set(table.data) == STORED and _topics(producer)[7:] == ["claim-edits"] * 4
+    assert reported == []
     settling = asyncio.create_task(processor.settle())
-    producer.release()
-    await asyncio.sleep(STATE_LINGER_S + 0.01)
-    assert reported == [{P0: 3}] and set(table.data) == STORED and not settling.done()
-    # Index keys stored or on their way are not written again by the second batch.
-    assert _topics(producer).count("members-changelog") == 7
+    producer.release()  # the first batch's decisions
+    await asyncio.sleep(0.01)
+    assert reported == [{P0: 3}] and not settling.done()
+    decisions = _topics(producer)[11:]
+    assert len(decisions) >= 3 and set(decisions) == {"claim-edits"}  # the days, restated
     producer.release()
     assert await settling == {P0: 6} and reported == [{P0: 3}, {P0: 6}]
     assert processor.checkpoints.in_flight == 0
 
 
-async def test_a_delivered_batchs_state_goes_out_with_the_next_batchs_decisions() -> None:
-    producer, table = FakeProducer(), DictTable()
-    processor = fake_processor(table, producer=producer)
-    await processor.process_batch(_batch(), {P0: 3})
-    await asyncio.sleep(0)  # its decisions are acknowledged; its state waits for company
-    assert _topics(producer) == ["claim-edits"] * 4
-    await processor.process_batch(_batch(3), {P0: 6})
-    # One hand-over: the second batch's decisions, then the first batch's state, with nothing
-    # between them that could let the producer send one without the other.
-    second = _topics(producer)[4:]
-    decisions = second.count("claim-edits")  # the redelivered lines' days, restated
-    assert decisions >= 3 and second == ["claim-edits"] * decisions + ["members-changelog"] * 5
-    assert await processor.settle() == {P0: 6}
-    assert set(table.data) == STORED
-
-
-async def test_a_state_nobody_carries_goes_out_alone_after_the_linger() -> None:
-    producer, table = FakeProducer(), DictTable()
-    processor = fake_processor(table, producer=producer)
-    await processor.process_batch(_batch(), {P0: 3})
-    await asyncio.sleep(STATE_LINGER_S / 2)
-    assert "members-changelog" not in _topics(producer)
-    await asyncio.sleep(STATE_LINGER_S)
-    assert _topics(producer).count("members-changelog") == 5 and set(table.data) == STORED
-
-
-async def test_the_state_of_a_batch_whose_decisions_failed_is_never_carried() -> None:
+async def test_the_decisions_of_a_batch_whose_state_failed_are_never_sent() -> None:
     producer = FakeProducer()
-    producer.failing_topic = "claim-edits"
+    producer.failing_topic = "members-changelog"
     processor = fake_processor(DictTable(), producer=producer)
     processor.checkpoints.report_to(lambda offsets: None, lambda error: None)
-    await processor.process_batch(_batch(), {P0: 3})
-    producer.failing_topic = None
-    with pytest.raises(OutputsNotDelivered):
-        await processor.process_batch(_batch(3), {P0: 6})
+    with pytest.raises(StateNotDelivered):
+        await processor.process_batch(_batch(), {P0: 3})
         await processor.settle()
-    assert "members-changelog" not in _topics(producer)
+    assert "claim-edits" not in _topics(producer)
 
 
 def _never_fails(error: Exception) -> None:
@@ -156,7 +137,7 @@ async def test_the_decide_task_waits_only_beyond_the_batches_allowed_in_flight()
         await processor.process_batch(_batch(3 * n), {P0: 3 * n + 3})
     one_more = asyncio.create_task(processor.process_batch(_batch(12), {P0: 15}))
     await asyncio.sleep(0.01)
-    assert not one_more.done()  # its decisions are sent, but it waits for the oldest batch
+    assert not one_more.done()  # its state is sent, but it waits for the oldest batch
     while not one_more.done():
         producer.release()
         await asyncio.sleep(0.001)
@@ -176,7 +157,7 @@ async def test_a_failed_delivery_is_reported_while_the_decide_task_is_idle() -> 
     reported: list[dict[TP, int]] = []
     processor.checkpoints.report_to(reported.append, failures.append)
     await processor.process_batch(_batch(), {P0: 3})
-    await asyncio.sleep(STATE_LINGER_S + 0.01)  # nobody hands over a batch or settles
+    await asyncio.sleep(0.01)  # nobody hands over a batch or settles
     assert [type(f) for f in failures] == [StateNotDelivered] and reported == []
     with pytest.raises(StateNotDelivered):
         await processor.process_batch(_batch(3), {P0: 6})
@@ -184,30 +165,38 @@ async def test_a_failed_delivery_is_reported_while_the_decide_task_is_idle() -> 
         await processor.settle()
 
 
-@pytest.mark.parametrize(
-    ("failing", "error"),
-    [("claim-edits", OutputsNotDelivered), ("members-changelog", StateNotDelivered)],
-)
-async def test_a_failed_delivery_raises_stores_nothing_and_a_replay_decides_the_same(
-    failing: str, error: type[CheckpointError]
-) -> None:
+async def test_a_failed_state_delivery_stores_nothing_and_a_replay_decides_the_same() -> None:
     producer, table = FakeProducer(), DictTable()
-    producer.failing_topic = failing
-    with pytest.raises(error, match="rejected"):
+    producer.failing_topic = "members-changelog"
+    with pytest.raises(StateNotDelivered, match="rejected"):
         await _run(fake_processor(table, producer=producer))
     assert table.data == {} and table.persisted_offsets == {}
     # The worker crashes and restarts: the batch is replayed against the state it left.
     producer.failing_topic, producer.sent = None, []
-    assert await _run(fake_processor(table, producer=producer)) == {P0: 3}
+    assert await _run(fake_processor(table, producer=producer, republish_replays=True)) == {P0: 3}
     assert _decisions(producer) == EXPECTED
     assert set(table.data) == STORED
 
 
+async def test_after_a_failed_output_delivery_a_replay_restates_the_stored_decisions() -> None:
+    producer, table = FakeProducer(), DictTable()
+    producer.failing_topic = "claim-edits"
+    with pytest.raises(OutputsNotDelivered, match="rejected"):
+        await _run(fake_processor(table, producer=producer))
+    assert set(table.data) == STORED  # the state went first
+    # The worker crashes and restarts: the replayed records find their state applied and
+    # publish the current decisions they touch, at the revisions the state holds.
+    producer.failing_topic, producer.sent = None, []
+    assert await _run(fake_processor(table, producer=producer, republish_replays=True)) == {P0: 3}
+    latest = {(c, n): (status, revision) for c, n, status, revision in EXPECTED}
+    assert {(c, n): (st, rev) for c, n, st, rev in _decisions(producer)} == latest
+
+
 @pytest.mark.parametrize("republish", [False, True])
 async def test_replayed_records_publish_again_only_when_told(republish: bool) -> None:
-    """A replay of records the state already holds publishes nothing under at_least_once (their
-    outputs were delivered before the state); under exactly_once an abort may have taken those
-    outputs back, so it publishes the same decisions again."""
+    """A replay of records the state already holds publishes the same decisions again when told
+    (the worker: their outputs go out after the state, so a crash may have lost them; under
+    exactly_once an abort may have taken them back); a replay from no state is never told."""
     table = DictTable()
     first = FakeProducer()
     await _run(fake_processor(table, producer=first))
