@@ -177,13 +177,19 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def drain_rate(points: list[tuple[int, int, int]], bases: dict[int, int]) -> dict[str, Any]:
+def drain_rate(
+    points: list[tuple[int, int, int]], bases: dict[int, int], state_ms: int | None = None
+) -> dict[str, Any]:
     """Sustained lines/s from (CreateTime ms, partition, offset) of each line's first output.
 
     A partition is processed in order, so once an output of offset o is out, every line up to
     o in that partition has been consumed (lines that publish nothing included). The count of
-    lines done at time t is summed over partitions; the rate runs from the first output's
-    millisecond to the output that completed the count, so start-up is not in it.
+    lines done at time t is summed over partitions; the rate runs from the end of the first
+    batch to the output that completed the count, so start-up is not in it. The first batch
+    ends at its first output, or at its first state record (`state_ms`, the changelog's first
+    CreateTime) when that came first: the processor publishes a batch once its state is
+    stored, and deciding the next batches goes on meanwhile. Either way the lines done at the
+    first output are not counted.
     """
     points.sort()
     done_to = {p: base - 1 for p, base in bases.items()}
@@ -198,7 +204,8 @@ def drain_rate(points: list[tuple[int, int, int]], bases: dict[int, int]) -> dic
             end_ms, end_progress = ms, progress
         if ms == first_ms:
             at_first = progress
-    seconds = max(end_ms - first_ms, 1) / 1000
+    started_ms = first_ms if state_ms is None else min(first_ms, state_ms)
+    seconds = max(end_ms - started_ms, 1) / 1000
     lines = end_progress - at_first if end_progress > at_first else end_progress
     return {
         "lines_per_s": round(lines / seconds, 1),
@@ -391,7 +398,7 @@ class Run:
         if self.pipeline.web_ports:
             after = await self._stages()
             stages["drain"] = breakdown(stages_before, after)
-        throughput = self._throughput(backlog)
+        throughput = self._throughput(backlog, await self._first_state_ms())
         throughput["first_output_after_s"] = round(first_output_s, 2)
         if produced_per_s is not None:
             throughput["backlog_produced_per_s"] = round(produced_per_s, 1)
@@ -518,7 +525,29 @@ class Run:
             self.positions[index] = (metadata.partition, metadata.offset)
         return len(lines) / elapsed if elapsed > 0 else 0.0
 
-    def _throughput(self, lines: range) -> dict[str, Any]:
+    async def _first_state_ms(self) -> int | None:
+        """CreateTime of the first record on the processor's member changelog (None: no
+        changelog, or nothing on it)."""
+        if self.pipeline.settings is None or self.pipeline.app_id is None:
+            return None
+        topic = f"{self.pipeline.app_id}-members-changelog"
+        consumer = AIOKafkaConsumer(**kafka_client_kwargs(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer.topics()  # the cluster's metadata, this topic's partitions in it
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                return None
+            tps = [TopicPartition(topic, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            fetched = await consumer.getmany(*tps, timeout_ms=2000, max_records=len(tps) * 50)
+            stamps = [records[0].timestamp for records in fetched.values() if records]
+            return min(stamps) if stamps else None
+        finally:
+            await consumer.stop()
+
+    def _throughput(self, lines: range, state_ms: int | None = None) -> dict[str, Any]:
         collector = self.collector
         assert collector is not None
         bases: dict[int, int] = {}
@@ -531,7 +560,7 @@ class Run:
             first = collector.first(index, position)
             if first is not None:
                 points.append((first[0], partition, offset))
-        return drain_rate(points, bases)
+        return drain_rate(points, bases, state_ms)
 
     def _latencies(self, lines: range) -> list[float]:
         collector = self.collector
