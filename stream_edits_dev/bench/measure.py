@@ -534,15 +534,16 @@ class Run:
         consumer = AIOKafkaConsumer(**kafka_client_kwargs(self.settings), enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer.topics()  # the cluster's metadata, this topic's partitions in it
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
+            if topic not in await consumer.topics():
                 return None
-            tps = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            fetched = await consumer.getmany(*tps, timeout_ms=2000, max_records=len(tps) * 50)
-            stamps = [records[0].timestamp for records in fetched.values() if records]
+            stamps = []
+            # Co-partitioned with the input, as Faust creates a table's changelog.
+            for partition in range(self.pipeline.settings.partitions):
+                tp = TopicPartition(topic, partition)
+                consumer.assign([tp])
+                await consumer.seek_to_beginning(tp)
+                fetched = await consumer.getmany(tp, timeout_ms=2000, max_records=1)
+                stamps += [records[0].timestamp for records in fetched.values() if records]
             return min(stamps) if stamps else None
         finally:
             await consumer.stop()
