@@ -381,10 +381,19 @@ class Run:
             produced_per_s = await self._produce(producer, backlog, rate=None)
         expected_backlog = self._expected(backlog)
         stages_before = await self._stages()
-        await self._wait(self._answered(1), self.options.drain_timeout_s, "output")
+        # CPU read at every poll until the first output: the drain's CPU is counted from the
+        # first batch's end, which for the processor is its first state record (see drain_rate).
+        cpu_samples: list[tuple[float, float, tuple[float, float] | None, int]] = []
+
+        def first_output() -> bool:
+            cpu_samples.append((time.time() * 1000, time.perf_counter(), self._cpu(), 0))
+            return collector.answered >= 1
+
+        await self._wait(first_output, self.options.drain_timeout_s, "output")
         first_output_s = time.perf_counter() - started
-        cpu_start, cpu_clock = self._cpu(), time.perf_counter()
-        answered_at_cpu_start = collector.answered
+        cpu_samples.append(
+            (time.time() * 1000, time.perf_counter(), self._cpu(), collector.answered)
+        )
         await self._start_profiler(pid, "drain")
         await self._wait(
             self._answered(expected_backlog),
@@ -392,13 +401,20 @@ class Run:
             f"{expected_backlog} answered lines",
             soft=True,
         )
-        cpu_end, cpu_wall = self._cpu(), time.perf_counter() - cpu_clock
+        cpu_end, cpu_end_clock = self._cpu(), time.perf_counter()
         await self._stop_profiler()
+        state_ms = await self._first_state_ms()
+        _, cpu_clock, cpu_start, answered_at_cpu_start = cpu_samples[-1]
+        if state_ms is not None:
+            earlier = [sample for sample in cpu_samples if sample[0] <= state_ms]
+            if earlier:
+                _, cpu_clock, cpu_start, answered_at_cpu_start = earlier[-1]
+        cpu_wall = cpu_end_clock - cpu_clock
         stages: dict[str, Any] = {}
         if self.pipeline.web_ports:
             after = await self._stages()
             stages["drain"] = breakdown(stages_before, after)
-        throughput = self._throughput(backlog, await self._first_state_ms())
+        throughput = self._throughput(backlog, state_ms)
         throughput["first_output_after_s"] = round(first_output_s, 2)
         if produced_per_s is not None:
             throughput["backlog_produced_per_s"] = round(produced_per_s, 1)
