@@ -76,6 +76,8 @@ class Row:
             "dead_letters_of_valid_lines": self.score.dead_letters_wrong,
             "duplicates_same_source": self.replayed,
             "duplicates_so_far": self.score.duplicates,
+            "revision_conflicts_so_far": self.score.conflicts,
+            "revision_regressions_so_far": self.score.regressions,
             "worker_crashes": self.crashes,
             "struck_at": self.struck_at,
             "examples": list(self.score.examples),

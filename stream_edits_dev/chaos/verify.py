@@ -5,9 +5,11 @@ incrementally across steps); `score` compares the ledger with check's final deci
 record produced so far. `OutputReader` and `LagProbe` are the parts that talk to Kafka.
 
 A line's latest decision is its highest revision (of equal ones, the last read), as consumers of
-`claim-edits` are told to keep. Decisions agree when status and edit codes (in order) are equal:
-the lines reach the worker through several producers and partitions in no fixed order, and
-revision numbers depend on that order (final decisions do not).
+`claim-edits` are told to keep; a revision read again with another verdict, or a revision lower
+than one read before, is counted (the worker publishes neither). Decisions agree when status and
+edit codes (in order) are equal: the lines reach the worker through several producers and
+partitions in no fixed order, and revision numbers depend on that order (final decisions do
+not).
 """
 
 from __future__ import annotations
@@ -84,8 +86,12 @@ class Ledger:
     latest: dict[LineKey, tuple[int, Verdict]] = field(default_factory=dict)
     # (claim_id, line_number, revision) -> the `source` of the first record read with it
     seen: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
+    # (claim_id, line_number, revision) -> the verdict first read with it
+    verdicts: dict[tuple[str, int, int], Verdict] = field(default_factory=dict)
     decisions: int = 0  # decision records read
     duplicates: int = 0  # records whose (line, revision) was read before
+    conflicts: int = 0  # of those, records with another verdict than the first
+    regressions: int = 0  # records with a lower revision than one read before for their line
     replayed: int = 0  # those of them with the same source too: the same event published again
     unreadable: int = 0  # output values that are not decisions
     dead_letters: dict[Source, DeadLetter] = field(default_factory=dict)
@@ -110,12 +116,16 @@ class Ledger:
         first = self.seen.get(identity)
         if first is None:
             self.seen[identity] = source
+            self.verdicts[identity] = verdict
         else:
             self.duplicates += 1
             self.replayed += first == source
+            self.conflicts += self.verdicts[identity] != verdict
         current = self.latest.get(line)
         if current is None or revision >= current[0]:
             self.latest[line] = (revision, verdict)
+        else:
+            self.regressions += 1
 
     def add_dead_letter(
         self, headers: Sequence[tuple[str, bytes]], value: bytes | None, input_topic: str
@@ -147,6 +157,8 @@ class Score:
     dead_letters_wrong: int  # dead letters of valid lines
     duplicates: int  # (line, revision) records read more than once, so far
     replayed: int = 0  # of those, records with the same source as the first: a re-publication
+    conflicts: int = 0  # records repeating a (line, revision) read before with another verdict
+    regressions: int = 0  # records with a lower revision than one read before for their line
     examples: tuple[str, ...] = ()
 
     @property
@@ -214,6 +226,8 @@ def score(
         dead_letters_wrong=len(misplaced),
         duplicates=ledger.duplicates,
         replayed=ledger.replayed,
+        conflicts=ledger.conflicts,
+        regressions=ledger.regressions,
         examples=tuple(examples),
     )
 

@@ -46,6 +46,9 @@ def test_every_fault_leaves_every_line_decided_as_check_decides_it(tmp_path: Pat
         assert {key for key, _ in COLUMNS} <= row.keys()
         assert row["missing_decisions"] == 0 and row["wrong_decisions"] == 0, row
         assert row["missing_dead_letters"] == 0 and row["dead_letters_of_valid_lines"] == 0, row
+        # A line's revisions only increase, and a repeated one repeats its verdict.
+        assert row["revision_conflicts_so_far"] == 0, row
+        assert row["revision_regressions_so_far"] == 0, row
         assert row["recovery_s"] is not None and row["recovery_s"] > 0, row
     kinds = [row["kind"] for row in rows]
     assert set(kinds) == {

@@ -73,6 +73,19 @@ def test_the_latest_decision_is_the_highest_revision_whatever_the_reading_order(
     assert ledger.latest[("C1", 1)] == (3, ("void", ()))
 
 
+def test_a_revision_read_again_with_another_verdict_or_below_a_higher_one_is_counted() -> None:
+    ledger = Ledger()
+    ledger.add_decision(decision("C1", 1, 1, "deny", "ADDON_WITHOUT_PRIMARY"))
+    ledger.add_decision(decision("C1", 1, 2, "accept"))
+    ledger.add_decision(decision("C1", 1, 2, "accept"))  # the same revision, the same verdict
+    assert (ledger.conflicts, ledger.regressions) == (0, 0)
+    # A replay from older state: revision 1 again, with another verdict, after revision 2.
+    ledger.add_decision(decision("C1", 1, 1, "deny", "MUE_EXCEEDED"))
+    assert (ledger.duplicates, ledger.conflicts, ledger.regressions) == (2, 1, 1)
+    found = score(1, {}, ledger, [], set())
+    assert (found.conflicts, found.regressions) == (1, 1)
+
+
 def test_repeated_line_revisions_are_counted_once_each_and_tombstones_and_junk_are_not() -> None:
     ledger = Ledger()
     for value in [decision("C1", 1, 1), decision("C1", 1, 1), decision("C1", 1, 1)]:
