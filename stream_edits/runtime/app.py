@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> faust.App:
     # Both topics' records reach the decide task a fetch at a time, not through Faust's
     # per-message conductor (see transport.py). One task decides, one batch at a time; the
     # checkpoints deliver each batch in order behind it, and a batch's offsets become committable
-    # only after its outputs and state are delivered (checkpoint.py; no concurrency, faust #606).
+    # only after its state and outputs are delivered (checkpoint.py; no concurrency, faust #606).
     inbox = Inbox(
         {claim_lines.get_topic_name(), repartition.get_topic_name()}, 4 * settings.batch_max
     )

@@ -88,7 +88,7 @@ class StateStore(Protocol):
         """Write delivered records locally and persist the changelog offsets."""
 
 
-# Batches between their outputs being sent and their offsets becoming committable. Beyond this
+# Batches between their state being sent and their offsets becoming committable. Beyond this
 # many, `begin` waits for the oldest: it bounds the member records held for the store.
 MAX_IN_FLIGHT = 4
 

@@ -264,7 +264,7 @@ class Telemetry:
         )
         self.checkpoint = Histogram(
             f"{NAMESPACE}_checkpoint_duration_seconds",
-            "From a batch's outputs being sent to its offsets becoming committable",
+            "From a batch's state being sent to its offsets becoming committable",
             buckets=CHECKPOINT_BUCKETS_S,
             registry=r,
         )
@@ -332,7 +332,7 @@ class Telemetry:
         self.timeline.latencies(latencies)
 
     def checkpointed(self, seconds: float) -> None:
-        """A batch's offsets became committable `seconds` after its outputs were sent."""
+        """A batch's offsets became committable `seconds` after its state was sent."""
         self.checkpoint.observe(seconds)
 
     def stage(self, name: str, seconds: float) -> None:
