@@ -35,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream_edits.gc_pause import freeze_long_lived, gc_paused
 from stream_edits.kafka.admin import create_topics
+from stream_edits.kafka.preflight import changelog_topic
 from stream_edits.kafka.topics import kafka_client_kwargs
 from stream_edits.settings import Settings
 from stream_edits_dev.bench.stages import Histograms, breakdown, scrape
@@ -386,7 +387,9 @@ class Run:
         cpu_samples: list[tuple[float, float, tuple[float, float] | None, int]] = []
 
         def first_output() -> bool:
-            cpu_samples.append((time.time() * 1000, time.perf_counter(), self._cpu(), 0))
+            cpu_samples.append(
+                (time.time() * 1000, time.perf_counter(), self._cpu(), collector.answered)
+            )
             return collector.answered >= 1
 
         await self._wait(first_output, self.options.drain_timeout_s, "output")
@@ -544,9 +547,9 @@ class Run:
     async def _first_state_ms(self) -> int | None:
         """CreateTime of the first record on the processor's member changelog (None: no
         changelog, or nothing on it)."""
-        if self.pipeline.settings is None or self.pipeline.app_id is None:
+        if self.pipeline.settings is None:
             return None
-        topic = f"{self.pipeline.app_id}-members-changelog"
+        topic = changelog_topic(self.pipeline.settings)
         consumer = AIOKafkaConsumer(**kafka_client_kwargs(self.settings), enable_auto_commit=False)
         await consumer.start()
         try:

@@ -84,10 +84,9 @@ class Ledger:
     """Everything read from the output and dead-letter topics so far."""
 
     latest: dict[LineKey, tuple[int, Verdict]] = field(default_factory=dict)
-    # (claim_id, line_number, revision) -> the `source` of the first record read with it
-    seen: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
-    # (claim_id, line_number, revision) -> the verdict first read with it
-    verdicts: dict[tuple[str, int, int], Verdict] = field(default_factory=dict)
+    # (claim_id, line_number, revision) -> the `source` and verdict of the first record read
+    # with it
+    seen: dict[tuple[str, int, int], tuple[bytes, Verdict]] = field(default_factory=dict)
     decisions: int = 0  # decision records read
     duplicates: int = 0  # records whose (line, revision) was read before
     conflicts: int = 0  # of those, records with another verdict than the first
@@ -115,12 +114,11 @@ class Ledger:
         identity = (*line, revision)
         first = self.seen.get(identity)
         if first is None:
-            self.seen[identity] = source
-            self.verdicts[identity] = verdict
+            self.seen[identity] = (source, verdict)
         else:
             self.duplicates += 1
-            self.replayed += first == source
-            self.conflicts += self.verdicts[identity] != verdict
+            self.replayed += first[0] == source
+            self.conflicts += first[1] != verdict
         current = self.latest.get(line)
         if current is None or revision >= current[0]:
             self.latest[line] = (revision, verdict)

@@ -87,15 +87,14 @@ class MemberCache:
         writes = []
         for member_id, partition in self._dirty.items():
             self._unstored[member_id] = self._unstored.get(member_id, 0) + 1
-            record = self._records[member_id]
+            record, member_key = self._records[member_id], member_id.encode()
             if record.empty:
                 earliest_day = 0
-                writes.append(MemberWrite(partition, member_id, None, 0, member_id.encode()))
+                writes.append(MemberWrite(partition, member_id, None, 0, member_key))
             else:
                 value, earliest_day = record.stored()
                 record.size = len(value)
-                key = member_id.encode()
-                writes.append(MemberWrite(partition, member_id, value, earliest_day, key))
+                writes.append(MemberWrite(partition, member_id, value, earliest_day, member_key))
             put, dropped = record.claim_changes()
             for claim_id in put:
                 key = claim_index_key(claim_id, member_id)
@@ -121,7 +120,7 @@ class MemberCache:
         left = self._index_unstored.get(key, (present, 0))[1]
         self._index_unstored[key] = (present, left + 1)
         value = INDEX_VALUE if present else None
-        return MemberWrite(partition, member_id, value, earliest_day, key, key)
+        return MemberWrite(partition, member_id, value, earliest_day, key, index=True)
 
     def store(self, writes: Sequence[MemberWrite], changelog_offsets: Mapping[int, int]) -> None:
         """Write delivered records to the local store; persist the changelog offsets reached."""
@@ -132,10 +131,10 @@ class MemberCache:
             self.table.write(partition, items)
         for write in writes:
             member_id = write.member_id
-            if write.index_key is not None:
-                present, left_writes = self._index_unstored.pop(write.index_key, (True, 1))
+            if write.index:
+                present, left_writes = self._index_unstored.pop(write.key, (True, 1))
                 if left_writes > 1:
-                    self._index_unstored[write.index_key] = (present, left_writes - 1)
+                    self._index_unstored[write.key] = (present, left_writes - 1)
                 continue
             left = self._unstored.get(member_id, 1) - 1  # none: forgotten by a rebalance
             if left:

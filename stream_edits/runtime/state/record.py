@@ -21,7 +21,7 @@ from stream_edits.engine import ClaimEntry, DayState
 class MemberWrite:
     """One member's record as written at the end of a batch; `value` None deletes it.
 
-    With `index_key`, a claim index key of the member instead (value claim_index.INDEX_VALUE, or
+    With `index`, a claim index key of the member instead (value claim_index.INDEX_VALUE, or
     None to delete it), in the member's partition; `earliest_day` is then the member record's.
     """
 
@@ -29,8 +29,8 @@ class MemberWrite:
     member_id: str
     value: bytes | None
     earliest_day: int
-    key: bytes  # the table key: the member id's UTF-8, or `index_key`
-    index_key: bytes | None = None
+    key: bytes  # the table key: the member id's UTF-8, or a claim index key
+    index: bool = False  # `key` is a claim index key
 
 
 class MemberRecord:
