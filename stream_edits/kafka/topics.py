@@ -17,6 +17,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
+from stream_edits.kept_json import dumps_kept
 from stream_edits.models import ClaimLineEvent, DeadLetterHeaders, Decision
 from stream_edits.settings import Settings
 
@@ -99,7 +100,7 @@ class TopicSpec:
 
 def line_key(claim_id: str, line_number: int) -> bytes:
     """The `claim-edits` key of a line: compact JSON `["<claim_id>",<line_number>]`."""
-    return orjson.dumps([claim_id, line_number])
+    return dumps_kept([claim_id, line_number])
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from faust.types import TP, ProducerT
 
@@ -25,6 +24,7 @@ from stream_edits.engine.intake import decode_claim_line
 from stream_edits.engine.line import decide_line
 from stream_edits.gc_pause import gc_paused
 from stream_edits.kafka.topics import line_key
+from stream_edits.kept_json import dumps_kept
 from stream_edits.log_safety import exception_summary
 from stream_edits.models import ClaimLineEvent, RejectCode, Rejection, SourceOffset
 from stream_edits.rules.tables import RuleSet
@@ -342,7 +342,7 @@ class Processor:
             # The member's partition: all of a member's decisions stay in order in one
             # partition, and a line's revisions always land on one compacted partition.
             key = line_key(decision.claim_id, decision.line_number)
-            outbox.append(Message(output, key, orjson.dumps(value), owner, None))
+            outbox.append(Message(output, key, dumps_kept(value), owner, None))
             sources.append(consumed)
         self.stats.decisions += len(decisions)
 

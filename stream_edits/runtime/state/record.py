@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import orjson
-
 from stream_edits.engine import ClaimEntry, DayState
+from stream_edits.kept_json import dumps_kept
 
 
 @dataclass(slots=True)
@@ -157,7 +156,7 @@ class MemberRecord:
     def to_bytes(self) -> bytes:
         """The record as stored: orjson of {o: applied offsets, c: claims, d: days}."""
         self._sync()
-        return orjson.dumps({"o": self.applied, "c": self._claims, "d": self._days})
+        return dumps_kept({"o": self.applied, "c": self._claims, "d": self._days})
 
     def stored(self) -> tuple[bytes, int]:
         """The record as stored and its earliest `last_day`, encoding its parts once."""
