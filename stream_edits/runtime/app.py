@@ -35,8 +35,9 @@ from stream_edits.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Seconds between the worker's collections of cyclic garbage (gc_pause.collect_on_schedule).
-GC_EVERY_S = 10.0
+# Seconds between the worker's collections of cyclic garbage (gc_pause.collect_on_schedule):
+# each walks every decoded member record the cache holds (docs/decisions/0018-member-cache.md).
+GC_EVERY_S = 300.0
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:

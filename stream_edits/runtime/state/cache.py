@@ -26,7 +26,7 @@ class MemberCache:
     """Write-back cache of member records over a `MemberTable` of raw bytes keyed by member_id.
 
     A record stays decoded while a write of it is on its way to the changelog (the table does
-    not have it yet), and beyond that for up to `capacity` members, the oldest stored ones
+    not have it yet), and beyond that for up to `capacity` members, the least recently written
     evicted first. Only the parts a batch changed are encoded again. A rebalance empties it
     (`forget`): the table may then be recovered from the changelog.
 
@@ -85,9 +85,12 @@ class MemberCache:
         """Encode every changed record (an empty one as a deletion), each followed by its claim
         index changes, and forget the batch."""
         writes = []
+        records = self._records
         for member_id, partition in self._dirty.items():
             self._unstored[member_id] = self._unstored.get(member_id, 0) + 1
-            record, member_key = self._records[member_id], member_id.encode()
+            # Written now: the newest in the cache's order, the last to be evicted.
+            record = records[member_id] = records.pop(member_id)
+            member_key = member_id.encode()
             if record.empty:
                 earliest_day = 0
                 writes.append(MemberWrite(partition, member_id, None, 0, member_key))
@@ -147,10 +150,21 @@ class MemberCache:
         for partition, offset in changelog_offsets.items():
             self.table.persisted(partition, offset)
         excess = len(self._records) - self.capacity
-        if excess > 0:  # the oldest first (insertion order), never one with a change to store
-            pending = self._dirty.keys() | self._unstored.keys()
-            for member_id in [m for m in self._records if m not in pending][:excess]:
-                del self._records[member_id]
+        if excess > 0:
+            self._evict(excess)
+
+    def _evict(self, count: int) -> None:
+        """Drop up to `count` records, the least recently written first, never one with a
+        change to store; reads only as far into the cache as the records it drops."""
+        dirty, unstored = self._dirty, self._unstored
+        evicted: list[str] = []
+        for member_id in self._records:
+            if member_id not in dirty and member_id not in unstored:
+                evicted.append(member_id)
+                if len(evicted) == count:
+                    break
+        for member_id in evicted:
+            del self._records[member_id]
 
     def forget(self) -> None:
         """Drop every cached record (after a rebalance the table is the truth)."""

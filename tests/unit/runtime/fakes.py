@@ -111,6 +111,7 @@ def fake_processor(
     observer: BatchObserver | None = None,
     republish_replays: bool = False,
     store_on_commit: bool = False,
+    member_cache: int = 0,
 ) -> Processor:
     """A processor with fakes for the table and producer (one partition unless told)."""
     producer = producer or FakeProducer()
@@ -129,6 +130,7 @@ def fake_processor(
             member_state_max_bytes=member_state_max_bytes,
             republish_replays=republish_replays,
             store_on_commit=store_on_commit,
+            member_cache=member_cache,
         ),
         observer=observer,
     )
