@@ -44,9 +44,9 @@ async def collect_on_schedule(every_s: float) -> None:
     (member records, outputs, fetched records) and make almost no cyclic garbage (31 objects over
     50,000 lines): an automatic pass then runs after nearly every batch and walks all of them,
     about a fifth of the worker's CPU. With the start-up heap frozen, a full pass walks only
-    what is alive now: 3-8 ms at 1,000-5,000 lines/s, about 110 ms while a backlog of 2,000-line
-    batches is in flight. Its cost is per pass, so passes are rare; cyclic garbage waits for
-    the next one at most.
+    what is alive now: the batches in flight and the member records the worker keeps decoded
+    (docs/decisions/0018-member-cache.md). Its cost is per pass, so passes are rare; cyclic
+    garbage waits for the next one at most.
     """
     gc.disable()
     try:
